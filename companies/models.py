@@ -1,0 +1,155 @@
+"""Companies, the board (users, memberships, tokens) and the append-only activity log."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+
+from paperclip.api.ids import PrefixedIdField
+from paperclip.tenancy import CompanyScopedQuerySet
+
+
+class User(AbstractUser):
+    """A board user: a human who oversees agents. Superusers are the instance's admins."""
+
+    id = PrefixedIdField(prefix="usr")
+
+    class Meta(AbstractUser.Meta):
+        swappable = "AUTH_USER_MODEL"
+
+
+class CompanyQuerySet(models.QuerySet):
+    def visible_to(self, actor):
+        if actor.is_instance_admin:
+            return self
+        return self.filter(pk__in=actor.company_ids)
+
+
+class Company(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        PAUSED = "paused"
+        ARCHIVED = "archived"
+
+    id = PrefixedIdField(prefix="cmp")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    # Three letters from the name, made unique with A, AA, ... (DESIGN §5); issues are PREFIX-N.
+    issue_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    # The last issue number handed out; bumped in the same transaction as the issue insert.
+    issue_counter = models.PositiveIntegerField(default=0, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    budget_monthly_cents = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.issue_prefix})"
+
+
+class Membership(models.Model):
+    """A board user's seat in a company. Viewers read; owners and members also write."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "company"], name="membership_unique_seat")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.company} ({self.role})"
+
+    @property
+    def can_write(self) -> bool:
+        return self.role != self.Role.VIEWER
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_secret(prefix: str) -> str:
+    """`<prefix>` + 48 hex characters: 192 bits, shown once, stored only as a hash."""
+    return f"{prefix}{secrets.token_hex(24)}"
+
+
+class BoardTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class BoardToken(models.Model):
+    """A board user's personal API token (`pcb_...`), for scripts and the API."""
+
+    id = PrefixedIdField(prefix="tok")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="board_tokens")
+    name = models.CharField(max_length=100, default="cli")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_prefix = models.CharField(max_length=12, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BoardTokenQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.token_prefix}… ({self.user})"
+
+
+class ActivityQuerySet(CompanyScopedQuerySet):
+    def about_issue(self, issue_id: str):
+        return self.filter(issue_id=issue_id)
+
+
+class ActivityEvent(models.Model):
+    """One append-only row per mutation: who did what to which entity, with previous values."""
+
+    id = PrefixedIdField(prefix="act")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="activity")
+    actor_type = models.CharField(max_length=16)  # agent | user | system
+    actor_id = models.CharField(max_length=32)
+    run_id = models.CharField(max_length=64, null=True, blank=True)
+    action = models.CharField(max_length=64)
+    entity_type = models.CharField(max_length=32)
+    entity_id = models.CharField(max_length=32)
+    # The issue the row is about (itself, or the issue of its comment/document/attachment).
+    # A plain column, not a foreign key: the log outlives what it describes.
+    issue_id = models.CharField(max_length=32, null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ActivityQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # GET /api/companies/{id}/activity, newest first
+            models.Index(fields=["company", "-created_at", "-id"], name="activity_company_recent"),
+            # GET /api/issues/{id}/activity
+            models.Index(fields=["issue_id", "-created_at"], name="activity_issue_recent"),
+            # ?agentId= and ?entityType=&entityId= filters
+            models.Index(fields=["company", "actor_id"], name="activity_company_actor"),
+            models.Index(fields=["entity_type", "entity_id"], name="activity_entity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.entity_type}:{self.entity_id} by {self.actor_type}:{self.actor_id}"

@@ -1,0 +1,428 @@
+"""Issues (the unit of work), their comments, and what organises them: projects, goals, labels."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
+
+from agents.models import Agent, HeartbeatRun, Team
+from companies.models import Company
+from paperclip.api.ids import PrefixedIdField, looks_like_id
+from paperclip.tenancy import CompanyScopedQuerySet
+
+
+class Goal(models.Model):
+    class Level(models.TextChoices):
+        COMPANY = "company"
+        TEAM = "team"
+        AGENT = "agent"
+        TASK = "task"
+
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        ACTIVE = "active"
+        ACHIEVED = "achieved"
+        CANCELLED = "cancelled"
+
+    id = PrefixedIdField(prefix="gol")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="goals")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True, default="")
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.TASK)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    owner_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_goals"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    id = PrefixedIdField(prefix="prj")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    goals = models.ManyToManyField(Goal, blank=True, related_name="projects")
+    lead_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_projects"
+    )
+    target_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    id = PrefixedIdField(prefix="lbl")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=64)
+    color = models.CharField(max_length=16, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"), "company", name="label_name_unique_per_company"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Priority(models.IntegerChoices):
+    """Stored as a rank so `ORDER BY priority` is critical-first and index-friendly."""
+
+    CRITICAL = 0, "critical"
+    HIGH = 1, "high"
+    MEDIUM = 2, "medium"
+    LOW = 3, "low"
+
+
+class Status(models.TextChoices):
+    BACKLOG = "backlog"
+    TODO = "todo"
+    IN_PROGRESS = "in_progress"
+    IN_REVIEW = "in_review"
+    BLOCKED = "blocked"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+TERMINAL_STATUSES = frozenset({Status.DONE, Status.CANCELLED, Status.FAILED})
+OPEN_STATUSES = tuple(s for s in Status.values if s not in TERMINAL_STATUSES)
+# What an issue may be created in (DESIGN §2).
+INITIAL_STATUSES = (Status.BACKLOG, Status.TODO, Status.BLOCKED)
+
+
+class IssueQuerySet(CompanyScopedQuerySet):
+    def by_ref(self, ref: str):
+        """An issue by id (`iss_...`) or identifier (`ACM-12`, any case)."""
+        if looks_like_id(ref, "iss"):
+            return self.filter(pk=ref)
+        return self.filter(identifier=ref.upper())
+
+    def open(self):
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def visible_on_board(self):
+        return self.filter(hidden_at__isnull=True)
+
+    def with_list_relations(self):
+        """Everything the issue serializer reads, fetched in a fixed number of queries."""
+        return self.select_related(
+            "assignee_agent", "assignee_user", "project", "goal", "team", "checkout_run"
+        ).prefetch_related(
+            models.Prefetch("labels", queryset=Label.objects.order_by("name")),
+            models.Prefetch("dependencies", queryset=Issue.objects.only("id", "identifier")),
+        )
+
+
+def _has_assignee(issue: Issue) -> bool:
+    return issue.assignee_agent_id is not None or issue.assignee_user_id is not None
+
+
+class Issue(ConcurrentTransitionMixin, models.Model):
+    """A unit of work. Its status changes only through the `@transition` methods below."""
+
+    id = PrefixedIdField(prefix="iss")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="issues")
+    number = models.PositiveIntegerField(editable=False)
+    identifier = models.CharField(max_length=32, unique=True, editable=False)
+    title = models.CharField(max_length=500)
+    description = models.TextField(blank=True, default="")
+    status = FSMField(
+        max_length=16, choices=Status.choices, default=Status.BACKLOG, protected=True
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.MEDIUM)
+    assignee_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_issues"
+    )
+    assignee_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_issues",
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="issues"
+    )
+    goal = models.ForeignKey(
+        Goal, null=True, blank=True, on_delete=models.SET_NULL, related_name="issues"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="issues"
+    )
+    labels = models.ManyToManyField(Label, blank=True, related_name="issues")
+    # The issues this one waits on.
+    dependencies = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="dependents"
+    )
+    billing_code = models.CharField(max_length=100, blank=True, default="")
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    created_by_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="created_issues"
+    )
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="created_issues",
+    )
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    cancelled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    hidden_at = models.DateTimeField(null=True, blank=True)
+    # The checkout lock: which run holds the issue while it is in progress.
+    checkout_run = models.ForeignKey(
+        HeartbeatRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="locked_issues"
+    )
+    execution_locked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Bumped on every write; the ETag, checked against If-Match.
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = IssueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["priority", "-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["company", "number"], name="issue_number_per_company"),
+            models.CheckConstraint(
+                condition=Q(assignee_agent__isnull=True) | Q(assignee_user__isnull=True),
+                name="issue_at_most_one_assignee",
+            ),
+        ]
+        indexes = [
+            # Board columns: ?status=
+            models.Index(fields=["company", "status"], name="issue_company_status"),
+            # An agent's inbox: ?assigneeAgentId=&status=todo,in_progress,blocked
+            models.Index(
+                fields=["company", "assignee_agent", "status"], name="issue_company_assignee"
+            ),
+            # Sub-issues: ?parentId=
+            models.Index(fields=["company", "parent"], name="issue_company_parent"),
+            # The default list order over open issues: priority, then most recently updated.
+            models.Index(
+                fields=["company", "priority", "-updated_at", "-id"],
+                condition=Q(status__in=OPEN_STATUSES),
+                name="issue_open_by_priority",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} {self.title}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    def _leave_in_progress(self) -> None:
+        if self.status == Status.IN_PROGRESS:
+            self.checkout_run = None
+            self.execution_locked_at = None
+
+    # --- The lifecycle (DESIGN §2). `custom["patch"]` marks edges a PATCH may request. ---
+
+    @transition(
+        field=status,
+        source=[Status.TODO, Status.BLOCKED],
+        target=Status.BACKLOG,
+        custom={"patch": True, "label": "Move to backlog"},
+    )
+    def to_backlog(self) -> None:
+        """Park the issue."""
+
+    @transition(
+        field=status,
+        source=[Status.BACKLOG, Status.IN_PROGRESS, Status.IN_REVIEW, Status.BLOCKED],
+        target=Status.TODO,
+        custom={"patch": True, "label": "Move to todo"},
+    )
+    def to_todo(self) -> None:
+        """Ready for work. Leaving in_progress clears the checkout lock."""
+        self._leave_in_progress()
+
+    @transition(
+        field=status,
+        source=[Status.TODO],
+        target=Status.IN_PROGRESS,
+        conditions=[_has_assignee],
+        custom={"patch": True, "label": "Start"},
+    )
+    def start(self) -> None:
+        """A board user starts the work by hand: needs an assignee; sets started_at.
+
+        Agents enter in_progress only through checkout, which also comes from backlog, blocked
+        and in_review.
+        """
+        self.started_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=[Status.IN_PROGRESS],
+        target=Status.IN_REVIEW,
+        custom={"patch": True, "label": "Submit for review"},
+    )
+    def submit_for_review(self) -> None:
+        """Work is done and waits for review; clears the checkout lock."""
+        self._leave_in_progress()
+
+    @transition(
+        field=status,
+        source=[Status.BACKLOG, Status.TODO, Status.IN_PROGRESS, Status.IN_REVIEW],
+        target=Status.BLOCKED,
+        custom={"patch": True, "label": "Block"},
+    )
+    def block(self) -> None:
+        """Cannot progress; clears the checkout lock when leaving in_progress."""
+        self._leave_in_progress()
+
+    @transition(
+        field=status,
+        source=[Status.IN_PROGRESS, Status.IN_REVIEW],
+        target=Status.DONE,
+        custom={"patch": True, "label": "Complete"},
+    )
+    def complete(self) -> None:
+        """Finished: sets completed_at, clears the lock. Terminal and frozen."""
+        self._leave_in_progress()
+        self.completed_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=[Status.BACKLOG, Status.TODO, Status.IN_PROGRESS, Status.IN_REVIEW, Status.BLOCKED],
+        target=Status.CANCELLED,
+        custom={"patch": True, "label": "Cancel"},
+    )
+    def cancel(self) -> None:
+        """Stopped on purpose: sets cancelled_at, clears the lock. Terminal and frozen."""
+        self._leave_in_progress()
+        self.cancelled_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=[Status.IN_PROGRESS],
+        target=Status.FAILED,
+        custom={"patch": True, "label": "Fail"},
+    )
+    def fail(self) -> None:
+        """Given up: sets failed_at, clears the lock. Terminal and frozen."""
+        self._leave_in_progress()
+        self.failed_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=list(TERMINAL_STATUSES),
+        target=RETURN_VALUE(Status.TODO, Status.BACKLOG),
+        custom={"label": "Reopen"},
+    )
+    def reopen(self) -> str:
+        """The board's way out of a terminal state: todo when assigned, else backlog.
+
+        Clears the finishing timestamps so the issue reads as open again.
+        """
+        self.completed_at = self.cancelled_at = self.failed_at = None
+        return Status.TODO if _has_assignee(self) else Status.BACKLOG
+
+
+# PATCH {"status": X} → the transition that reaches X.
+TRANSITION_TO = {
+    t.target: t.name
+    for t in Issue._meta.get_field("status").get_all_transitions(Issue)
+    if t.custom.get("patch")
+}
+
+
+def patchable_targets(current: str) -> list[str]:
+    """The statuses a PATCH may move an issue in `current` to (`details.allowed`)."""
+    return sorted(
+        {
+            t.target
+            for t in Issue._meta.get_field("status").get_all_transitions(Issue)
+            if t.custom.get("patch") and t.source == current
+        },
+        key=Status.values.index,
+    )
+
+
+class CommentQuerySet(CompanyScopedQuerySet):
+    pass
+
+
+class Comment(models.Model):
+    id = PrefixedIdField(prefix="cmt")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="comments")
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="comments")
+    author_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="comments",
+    )
+    body = models.TextField()
+    run_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CommentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            # GET /api/issues/{id}/comments, paged by (created_at, id) either way
+            models.Index(fields=["issue", "created_at", "id"], name="comment_issue_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} on {self.issue_id}"

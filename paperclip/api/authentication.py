@@ -1,0 +1,35 @@
+"""The shape shared by our bearer-token authentication classes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+
+# Recording every use would turn each read into a write; a minute's precision is plenty.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+def bearer_token(request) -> str | None:
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != b"bearer":
+        return None
+    try:
+        return parts[1].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def touch_last_used(queryset, row) -> None:
+    """Record a key's use, at most once per LAST_USED_PRECISION."""
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
+        queryset.filter(pk=row.pk).update(last_used_at=now)
+
+
+class BearerAuthentication(BaseAuthentication):
+    """Answer 401 with `WWW-Authenticate: Bearer` when credentials are missing or wrong."""
+
+    def authenticate_header(self, request) -> str:
+        return "Bearer"

@@ -1,0 +1,51 @@
+"""Serializer pieces shared by every app: camelCase on the wire, named integer choices."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class CamelCaseMixin:
+    """Expose snake_case model fields under camelCase names (`assignee_agent_id` → `assigneeAgentId`).
+
+    Validation errors are keyed by the same camelCase names, so `details` names the field the
+    client sent.
+    """
+
+    def get_fields(self):
+        fields = super().get_fields()
+        renamed = {}
+        for name, field in fields.items():
+            if field.source is None and "_" in name:
+                field.source = name
+            renamed[camel(name)] = field
+        return renamed
+
+
+class CamelModelSerializer(CamelCaseMixin, serializers.ModelSerializer):
+    pass
+
+
+class CamelSerializer(CamelCaseMixin, serializers.Serializer):
+    pass
+
+
+class LabelChoiceField(serializers.ChoiceField):
+    """An IntegerChoices field that speaks its labels on the wire (`"high"`, not `1`)."""
+
+    def __init__(self, choices_class, **kwargs):
+        self.choices_class = choices_class
+        self.by_label = {label: value for value, label in choices_class.choices}
+        super().__init__(choices=list(self.by_label), **kwargs)
+
+    def to_internal_value(self, data):
+        label = super().to_internal_value(data)
+        return self.by_label[label]
+
+    def to_representation(self, value):
+        return self.choices_class(value).label

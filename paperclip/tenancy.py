@@ -1,0 +1,23 @@
+"""Tenancy in one place: every company-owned model's queryset scopes itself to the caller.
+
+Views get their rows through `visible_to(actor)`; another company's object is then simply not
+found (404), exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from paperclip.api.actors import Actor
+
+
+class CompanyScopedQuerySet(models.QuerySet):
+    company_lookup = "company_id"
+
+    def for_company(self, company_id: str):
+        return self.filter(**{self.company_lookup: company_id})
+
+    def visible_to(self, actor: Actor):
+        if actor.is_instance_admin:
+            return self
+        return self.filter(**{f"{self.company_lookup}__in": actor.company_ids})

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+
+from paperclip.api.errors import api_not_found
+from paperclip.api.views import health
+
+api_patterns = [
+    path("health", health, name="health"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("", include("companies.api.urls")),
+    path("", include("agents.api.urls")),
+    path("", include("issues.api.urls")),
+    re_path(r"^.*$", api_not_found),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+]
