@@ -28,9 +28,7 @@ class Team(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(
-                Lower("name"), "company", name="team_name_unique_per_company"
-            )
+            models.UniqueConstraint(Lower("name"), "company", name="team_name_unique_per_company")
         ]
 
     def __str__(self) -> str:
@@ -77,9 +75,7 @@ class Agent(ConcurrentTransitionMixin, models.Model):
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="agents"
     )
-    status = FSMField(
-        max_length=32, choices=Status.choices, default=Status.ACTIVE, protected=True
-    )
+    status = FSMField(max_length=32, choices=Status.choices, default=Status.ACTIVE, protected=True)
     capabilities = models.TextField(blank=True, default="")
     adapter_type = models.CharField(max_length=32, choices=Adapter.choices, default=Adapter.PROCESS)
     adapter_config = models.JSONField(default=dict, blank=True)
@@ -96,9 +92,7 @@ class Agent(ConcurrentTransitionMixin, models.Model):
         ordering = ["name"]
         constraints = [
             # Names are matched case-insensitively (@-mentions), so they are unique that way.
-            models.UniqueConstraint(
-                Lower("name"), "company", name="agent_name_unique_per_company"
-            )
+            models.UniqueConstraint(Lower("name"), "company", name="agent_name_unique_per_company")
         ]
 
     def __str__(self) -> str:
@@ -141,7 +135,9 @@ class Agent(ConcurrentTransitionMixin, models.Model):
     def pause(self) -> None:
         """Stop the agent from changing anything; its keys keep read access."""
 
-    @transition(field=status, source=Status.PAUSED, target=Status.ACTIVE, custom={"label": "Resume"})
+    @transition(
+        field=status, source=Status.PAUSED, target=Status.ACTIVE, custom={"label": "Resume"}
+    )
     def resume(self) -> None:
         """Let a paused agent work again."""
 

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 
 from django.contrib.auth.models import AbstractUser
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -134,7 +135,7 @@ class ActivityEvent(models.Model):
     # The issue the row is about (itself, or the issue of its comment/document/attachment).
     # A plain column, not a foreign key: the log outlives what it describes.
     issue_id = models.CharField(max_length=32, null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = ActivityQuerySet.as_manager()
@@ -152,4 +153,4 @@ class ActivityEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.action} {self.entity_type}:{self.entity_id} by {self.actor_type}:{self.actor_id}"
+        return f"{self.action} {self.entity_type}:{self.entity_id} by {self.actor_id}"

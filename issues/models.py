@@ -94,9 +94,7 @@ class Label(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(
-                Lower("name"), "company", name="label_name_unique_per_company"
-            )
+            models.UniqueConstraint(Lower("name"), "company", name="label_name_unique_per_company")
         ]
 
     def __str__(self) -> str:
@@ -165,9 +163,7 @@ class Issue(ConcurrentTransitionMixin, models.Model):
     identifier = models.CharField(max_length=32, unique=True, editable=False)
     title = models.CharField(max_length=500)
     description = models.TextField(blank=True, default="")
-    status = FSMField(
-        max_length=16, choices=Status.choices, default=Status.BACKLOG, protected=True
-    )
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.BACKLOG, protected=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.MEDIUM)
     assignee_agent = models.ForeignKey(
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_issues"

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_fsm",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "paperclip",
     "companies",
     "agents",
     "issues",
@@ -202,6 +203,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "IssueStatusEnum": "issues.models.Status",
+        "AgentStatusEnum": "agents.models.Agent.Status",
+        "AgentRoleEnum": "agents.models.Agent.Role",
+        "CompanyStatusEnum": "companies.models.Company.Status",
+        "MembershipRoleEnum": "companies.models.Membership.Role",
+    },
 }
 
 LOGGING = {

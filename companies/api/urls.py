@@ -1,3 +1,17 @@
-from django.urls import path
+from companies.api.views import ActivityViewSet, CompanyViewSet, UserViewSet
+from paperclip.api.viewsets import ID, route
 
-urlpatterns: list = []
+urlpatterns = [
+    route("users/me", UserViewSet.as_view({"get": "me"}), name="user-me"),
+    route("companies", CompanyViewSet.as_view({"get": "list", "post": "create"}), name="companies"),
+    route(
+        rf"companies/(?P<pk>{ID})",
+        CompanyViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
+        name="company",
+    ),
+    route(
+        rf"companies/(?P<company_pk>{ID})/activity",
+        ActivityViewSet.as_view({"get": "list"}),
+        name="company-activity",
+    ),
+]

@@ -99,7 +99,9 @@ def _as_api_error(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] 
     if isinstance(exc, exceptions.ValidationError):
         return 400, _body("Validation failed", "validation_error", exc.detail), {}
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        )
         return 400, _body("Validation failed", "validation_error", details), {}
     if isinstance(exc, exceptions.ParseError):
         return 400, _body(f"Malformed request body: {exc.detail}", "parse_error"), {}

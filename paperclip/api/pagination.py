@@ -106,9 +106,7 @@ class KeysetPagination(BasePagination):
     def get_paginated_response(self, data) -> Response:
         headers = {}
         if self.next_cursor:
-            url = replace_query_param(
-                self.request.build_absolute_uri(), "cursor", self.next_cursor
-            )
+            url = replace_query_param(self.request.build_absolute_uri(), "cursor", self.next_cursor)
             headers = {"X-Next-Cursor": self.next_cursor, "Link": f'<{url}>; rel="next"'}
         return Response(data, headers=headers)
 
@@ -121,7 +119,7 @@ class KeysetPagination(BasePagination):
                 "name": "limit",
                 "in": "query",
                 "required": False,
-                "description": f"Rows per page (default {self.default_limit}, max {self.max_limit})",
+                "description": "Rows per page (at most 1000)",
                 "schema": {"type": "integer"},
             },
             {

@@ -11,7 +11,7 @@ def camel(name: str) -> str:
 
 
 class CamelCaseMixin:
-    """Expose snake_case model fields under camelCase names (`assignee_agent_id` → `assigneeAgentId`).
+    """Expose snake_case fields under camelCase names (`assignee_agent_id` → `assigneeAgentId`).
 
     Validation errors are keyed by the same camelCase names, so `details` names the field the
     client sent.
@@ -21,7 +21,9 @@ class CamelCaseMixin:
         fields = super().get_fields()
         renamed = {}
         for name, field in fields.items():
-            if field.source is None and "_" in name:
+            if isinstance(field, serializers.SerializerMethodField) and field.method_name is None:
+                field.method_name = f"get_{name}"
+            elif field.source is None and "_" in name:
                 field.source = name
             renamed[camel(name)] = field
         return renamed

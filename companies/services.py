@@ -1,0 +1,143 @@
+"""Writes for companies, the board and the activity log. Each runs in one transaction."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+
+from companies.models import (
+    ActivityEvent,
+    BoardToken,
+    Company,
+    Membership,
+    User,
+    hash_token,
+    new_secret,
+)
+from paperclip.api.actors import Actor
+
+PREFIX_LENGTH = 3
+
+
+def activity_record(
+    *,
+    actor: Actor,
+    company_id: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    issue_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> ActivityEvent:
+    """Append one activity row; called by every mutating service inside its transaction."""
+    return ActivityEvent.objects.create(
+        company_id=company_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        issue_id=issue_id,
+        details=details or {},
+        **actor.activity_fields(),
+    )
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    return value
+
+
+def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Set the changed fields on `instance`; answer `{field: {"from", "to"}}` for the log."""
+    diff = {}
+    for name, new in changes.items():
+        old = getattr(instance, name)
+        if _wire_value(old) != _wire_value(new):
+            diff[name] = {"from": _wire_value(old), "to": _wire_value(new)}
+            setattr(instance, name, new)
+    return diff
+
+
+def derive_issue_prefix(name: str) -> str:
+    """Three letters from the name (padded with X), made unique with A, AA, ... (DESIGN §5)."""
+    letters = re.sub(r"[^A-Za-z]", "", name).upper()[:PREFIX_LENGTH].ljust(PREFIX_LENGTH, "X")
+    taken = set(
+        Company.objects.filter(issue_prefix__startswith=letters).values_list(
+            "issue_prefix", flat=True
+        )
+    )
+    suffix = ""
+    while letters + suffix in taken:
+        suffix += "A"
+    return letters + suffix
+
+
+def company_create(
+    *, actor: Actor, name: str, description: str = "", budget_monthly_cents: int = 0
+) -> Company:
+    """Create a company with a unique issue prefix; the creating board user becomes its owner."""
+    for _ in range(5):  # another instance may take the same prefix between our read and insert
+        try:
+            with transaction.atomic():
+                company = Company.objects.create(
+                    name=name,
+                    description=description,
+                    budget_monthly_cents=budget_monthly_cents,
+                    issue_prefix=derive_issue_prefix(name),
+                )
+                if actor.user is not None:
+                    Membership.objects.create(
+                        user=actor.user, company=company, role=Membership.Role.OWNER
+                    )
+                activity_record(
+                    actor=actor,
+                    company_id=company.pk,
+                    action="company.created",
+                    entity_type="company",
+                    entity_id=company.pk,
+                    details={"name": name, "issuePrefix": company.issue_prefix},
+                )
+                return company
+        except IntegrityError:
+            continue
+    raise IntegrityError("could not allocate a unique issue prefix")
+
+
+@transaction.atomic
+def company_update(*, actor: Actor, company: Company, changes: dict[str, Any]) -> Company:
+    company = Company.objects.select_for_update().get(pk=company.pk)
+    diff = apply_changes(company, changes)
+    if diff:
+        company.save()
+        activity_record(
+            actor=actor,
+            company_id=company.pk,
+            action="company.updated",
+            entity_type="company",
+            entity_id=company.pk,
+            details={"changes": diff},
+        )
+    return company
+
+
+@transaction.atomic
+def membership_grant(
+    *, user: User, company: Company, role: str = Membership.Role.OWNER
+) -> Membership:
+    """Give a board user a seat in a company (idempotent; updates the role)."""
+    membership, _ = Membership.objects.update_or_create(
+        user=user, company=company, defaults={"role": role}
+    )
+    return membership
+
+
+@transaction.atomic
+def board_token_create(*, user: User, name: str = "cli") -> tuple[BoardToken, str]:
+    """Create a personal API token for a board user; the plain token is returned once."""
+    token = new_secret("pcb_")
+    board_token = BoardToken.objects.create(
+        user=user, name=name, token_hash=hash_token(token), token_prefix=token[:12]
+    )
+    return board_token, token

@@ -1,0 +1,222 @@
+"""Issue and comment serializers: inputs validate, outputs render. No domain rules here."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from agents.models import Agent, Team
+from issues.models import Comment, Goal, Issue, Label, Priority, Project, Status
+from paperclip.api.fields import CompanyScopedRelatedField
+from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
+
+
+class IssueRefField(CompanyScopedRelatedField):
+    """An issue of the company, by id or by identifier (`ACM-12`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(model=Issue, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        issue = self.get_queryset().by_ref(data).first()
+        if issue is None:
+            self.fail("does_not_exist", pk_value=data)
+        return issue
+
+
+class CompanyUserField(CompanyScopedRelatedField):
+    """A board user with a seat in the company."""
+
+    def __init__(self, **kwargs):
+        super().__init__(model=get_user_model(), **kwargs)
+
+    def get_queryset(self):
+        company = self.context.get("company")
+        if company is None:
+            return self.model.objects.none()
+        return self.model.objects.filter(memberships__company=company)
+
+
+class LabelSummarySerializer(CamelModelSerializer):
+    class Meta:
+        model = Label
+        fields = ["id", "name", "color"]
+
+
+class IssueSerializer(CamelModelSerializer):
+    """The issue as every list and write answers it."""
+
+    priority = LabelChoiceField(Priority)
+    labels = LabelSummarySerializer(many=True, read_only=True)
+    label_ids = serializers.SerializerMethodField()
+    dependency_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "company_id",
+            "identifier",
+            "number",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "assignee_agent_id",
+            "assignee_user_id",
+            "parent_id",
+            "project_id",
+            "goal_id",
+            "team_id",
+            "label_ids",
+            "labels",
+            "dependency_ids",
+            "billing_code",
+            "budget_usd",
+            "due_at",
+            "created_by_agent_id",
+            "created_by_user_id",
+            "checkout_run_id",
+            "execution_locked_at",
+            "started_at",
+            "completed_at",
+            "cancelled_at",
+            "failed_at",
+            "hidden_at",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_label_ids(self, issue: Issue) -> list[str]:
+        return [label.pk for label in issue.labels.all()]
+
+    def get_dependency_ids(self, issue: Issue) -> list[str]:
+        return [dependency.pk for dependency in issue.dependencies.all()]
+
+
+class ProjectSummarySerializer(CamelModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "status"]
+
+
+class GoalSummarySerializer(CamelModelSerializer):
+    class Meta:
+        model = Goal
+        fields = ["id", "title", "level", "status"]
+
+
+class AncestorSerializer(CamelModelSerializer):
+    project = ProjectSummarySerializer(read_only=True)
+    goal = GoalSummarySerializer(read_only=True)
+
+    class Meta:
+        model = Issue
+        fields = ["id", "identifier", "title", "status", "project_id", "goal_id", "project", "goal"]
+
+
+class IssueDetailSerializer(IssueSerializer):
+    """One issue with its parent chain (nearest first), project and goal."""
+
+    project = ProjectSummarySerializer(read_only=True)
+    goal = GoalSummarySerializer(read_only=True)
+    ancestors = serializers.SerializerMethodField()
+
+    class Meta(IssueSerializer.Meta):
+        fields = [*IssueSerializer.Meta.fields, "project", "goal", "ancestors"]
+
+    def get_ancestors(self, issue: Issue) -> list[dict]:
+        chain, seen, node = [], {issue.pk}, issue.parent
+        while node is not None and node.pk not in seen:
+            chain.append(node)
+            seen.add(node.pk)
+            node = node.parent
+        return AncestorSerializer(chain, many=True).data
+
+
+class IssueWriteSerializer(CamelSerializer):
+    """What POST and PATCH accept. Ids resolve inside the issue's company."""
+
+    title = serializers.CharField(max_length=500)
+    description = serializers.CharField(allow_blank=True, required=False)
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    priority = LabelChoiceField(Priority, required=False)
+    assignee_agent = CompanyScopedRelatedField(
+        model=Agent, required=False, allow_null=True, source="assignee_agent"
+    )
+    assignee_user = CompanyUserField(required=False, allow_null=True, source="assignee_user")
+    parent = IssueRefField(required=False, allow_null=True, source="parent")
+    project = CompanyScopedRelatedField(
+        model=Project, required=False, allow_null=True, source="project"
+    )
+    goal = CompanyScopedRelatedField(model=Goal, required=False, allow_null=True, source="goal")
+    team = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
+    labels = CompanyScopedRelatedField(model=Label, many=True, required=False, source="labels")
+    dependencies = IssueRefField(many=True, required=False, source="dependencies")
+    billing_code = serializers.CharField(max_length=100, allow_blank=True, required=False)
+    budget_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False
+    )
+    due_at = serializers.DateTimeField(allow_null=True, required=False)
+
+    # Wire names differ from the model's for the related fields.
+    wire_names = {
+        "assignee_agent": "assigneeAgentId",
+        "assignee_user": "assigneeUserId",
+        "parent": "parentId",
+        "project": "projectId",
+        "goal": "goalId",
+        "team": "teamId",
+        "labels": "labelIds",
+        "dependencies": "dependencyIds",
+    }
+
+    def get_fields(self):
+        fields = super().get_fields()
+        return {self.wire_names.get(field.source, name): field for name, field in fields.items()}
+
+    def validate(self, attrs):
+        issue = self.instance
+        if issue is not None:
+            if attrs.get("parent") is not None and attrs["parent"].pk == issue.pk:
+                raise serializers.ValidationError(
+                    {"parentId": ["An issue cannot be its own parent."]}
+                )
+            if any(dep.pk == issue.pk for dep in attrs.get("dependencies", [])):
+                raise serializers.ValidationError(
+                    {"dependencyIds": ["An issue cannot depend on itself."]}
+                )
+        return attrs
+
+
+class IssueUpdateSerializer(IssueWriteSerializer):
+    """PATCH: every field optional, plus an optional comment and the board's reopen."""
+
+    comment = serializers.CharField(required=False, allow_blank=False, max_length=100_000)
+    reopen = serializers.BooleanField(required=False, default=False)
+
+
+class CommentSerializer(CamelModelSerializer):
+    class Meta:
+        model = Comment
+        fields = [
+            "id",
+            "company_id",
+            "issue_id",
+            "author_agent_id",
+            "author_user_id",
+            "body",
+            "run_id",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class CommentCreateSerializer(CamelSerializer):
+    body = serializers.CharField(max_length=100_000)
+    reopen = serializers.BooleanField(required=False, default=False)

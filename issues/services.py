@@ -1,0 +1,311 @@
+"""Writes for issues and comments. Each is one transaction: lock, check, transition, save, log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from companies.models import Company
+from companies.services import activity_record, apply_changes
+from issues.models import (
+    INITIAL_STATUSES,
+    TRANSITION_TO,
+    Comment,
+    Issue,
+    Status,
+    patchable_targets,
+)
+from paperclip.api.actors import Actor
+from paperclip.api.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidTransition,
+    PreconditionFailed,
+    Unprocessable,
+)
+
+# Fields a PATCH may set directly (status, labels and dependencies have their own handling).
+M2M_FIELDS = ("labels", "dependencies")
+
+
+def _log(actor: Actor, issue: Issue, action: str, details: dict[str, Any], *, entity=None) -> None:
+    entity = entity or issue
+    activity_record(
+        actor=actor,
+        company_id=issue.company_id,
+        action=action,
+        entity_type=entity._meta.model_name,
+        entity_id=entity.pk,
+        issue_id=issue.pk,
+        details=details,
+    )
+
+
+def ensure_agent_may_mutate(actor: Actor, issue: Issue) -> None:
+    """DESIGN §4: agents change issues that are unassigned, theirs, or their reports'.
+
+    Another agent's in-progress issue is a 409 (it is checked out); anything else is a 403.
+    Board users are not limited here (their company access is checked by the permission class).
+    """
+    if not actor.is_agent:
+        return
+    agent = actor.agent
+    if issue.assignee_agent_id is None and issue.assignee_user_id is None:
+        return
+    if issue.assignee_agent_id == agent.pk:
+        return
+    if issue.assignee_agent is not None and agent.manages(issue.assignee_agent):
+        return
+    if issue.status == Status.IN_PROGRESS and issue.assignee_agent_id is not None:
+        raise Conflict(
+            "Issue is checked out by another agent",
+            code="checked_out",
+            details={"issueId": issue.pk, "assigneeAgentId": issue.assignee_agent_id},
+        )
+    raise Forbidden("Agents may only change issues assigned to them or their reports")
+
+
+def _check_assignees(changes: dict[str, Any]) -> None:
+    """At most one assignee: naming one replaces the other; naming both is a 422."""
+    agent, user = changes.get("assignee_agent"), changes.get("assignee_user")
+    if agent is not None and user is not None:
+        raise Unprocessable(
+            "An issue has at most one assignee: an agent or a user", code="one_assignee"
+        )
+    if agent is not None and "assignee_user" not in changes:
+        changes["assignee_user"] = None
+    if user is not None and "assignee_agent" not in changes:
+        changes["assignee_agent"] = None
+    if agent is not None and agent.status == agent.Status.TERMINATED:
+        raise Unprocessable("Cannot assign a terminated agent", code="agent_terminated")
+
+
+def _check_parent(issue: Issue, parent: Issue | None) -> None:
+    if parent is None:
+        return
+    node, depth = parent, 0
+    while node is not None and depth < 1000:
+        if node.pk == issue.pk:
+            raise BadRequest(
+                "Validation failed",
+                code="validation_error",
+                details={"parentId": ["An issue cannot be its own ancestor."]},
+            )
+        node, depth = node.parent, depth + 1
+
+
+def _transition(issue: Issue, actor: Actor, target: str) -> None:
+    """Move the issue to `target` through its transition method, or raise the right 4xx."""
+    current = issue.status
+    if target == current:
+        return
+    allowed = [] if issue.is_terminal else patchable_targets(current)
+    if actor.is_agent:  # agents reach in_progress only through checkout
+        allowed = [status for status in allowed if status != Status.IN_PROGRESS]
+    details = {"from": current, "to": target, "allowed": allowed}
+    if target == Status.IN_PROGRESS and actor.is_agent:
+        raise Unprocessable(
+            "Agents start work through checkout (POST /api/issues/{id}/checkout)",
+            code="checkout_required",
+            details=details,
+        )
+    if target not in allowed:
+        raise InvalidTransition(details=details)
+    method = getattr(issue, TRANSITION_TO[target])
+    if not can_proceed(method):
+        # The edge exists, so a condition failed: the only one is "needs an assignee".
+        raise Unprocessable(
+            f"An issue needs an assignee to be {target}", code="assignee_required", details=details
+        )
+    method()
+
+
+def _allocate_number(company: Company) -> int:
+    """The next issue number, taken under the company row's lock until our transaction ends.
+
+    Concurrent creates in one company queue on that row, so numbers have no gaps or duplicates
+    (a rolled-back create rolls its number back too).
+    """
+    Company.objects.filter(pk=company.pk).update(issue_counter=F("issue_counter") + 1)
+    return Company.objects.values_list("issue_counter", flat=True).get(pk=company.pk)
+
+
+@transaction.atomic
+def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Issue:
+    """Create an issue with its `PREFIX-N` identifier (DESIGN §2 default status rule)."""
+    data = dict(data)
+    labels = data.pop("labels", [])
+    dependencies = data.pop("dependencies", [])
+    _check_assignees(data)
+    has_assignee = data.get("assignee_agent") or data.get("assignee_user")
+    status = data.pop("status", None) or (Status.TODO if has_assignee else Status.BACKLOG)
+    if status not in INITIAL_STATUSES:
+        raise InvalidTransition(
+            details={"from": None, "to": status, "allowed": list(INITIAL_STATUSES)}
+        )
+    number = _allocate_number(company)
+    issue = Issue(
+        company=company,
+        number=number,
+        identifier=f"{company.issue_prefix}-{number}",
+        status=status,
+        created_by_agent=actor.agent,
+        created_by_user=actor.user,
+        **data,
+    )
+    issue.save()
+    issue.labels.set(labels)
+    issue.dependencies.set(dependencies)
+    _log(
+        actor,
+        issue,
+        "issue.created",
+        {"identifier": issue.identifier, "title": issue.title, "status": issue.status},
+    )
+    return issue
+
+
+def _lock(issue: Issue) -> Issue:
+    return Issue.objects.select_for_update().select_related("assignee_agent").get(pk=issue.pk)
+
+
+def _check_if_match(issue: Issue, if_match: str | None) -> None:
+    if if_match is None or if_match.strip() == "*":
+        return
+    tags = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+    if issue.etag not in tags:
+        raise PreconditionFailed(details={"currentVersion": issue.version, "etag": issue.etag})
+
+
+def _reopen(actor: Actor, issue: Issue) -> bool:
+    """Reopen a terminal issue (board only). Answers whether anything changed."""
+    if actor.is_agent:
+        raise Forbidden("Agents cannot reopen issues; create a follow-up issue instead")
+    if not issue.is_terminal:
+        return False
+    previous = issue.status
+    issue.reopen()
+    _touch(issue)
+    issue.save()
+    _log(actor, issue, "issue.reopened", {"reopenedFrom": previous, "status": issue.status})
+    return True
+
+
+def _touch(issue: Issue) -> None:
+    issue.version += 1
+    issue.updated_at = timezone.now()
+
+
+@transaction.atomic
+def issue_update(
+    *,
+    actor: Actor,
+    issue: Issue,
+    changes: dict[str, Any],
+    comment: str | None = None,
+    reopen: bool = False,
+    if_match: str | None = None,
+) -> Issue:
+    """PATCH: fields, status through its transition, an optional comment, the board's reopen.
+
+    Frozen when terminal: only a comment (or the board's reopen first) is accepted.
+    """
+    issue = _lock(issue)
+    _check_if_match(issue, if_match)
+    changes = dict(changes)
+    if reopen:
+        _reopen(actor, issue)
+    ensure_agent_may_mutate(actor, issue)
+
+    target = changes.pop("status", None)
+    if issue.is_terminal and (changes or (target and target != issue.status)):
+        if target and target != issue.status:
+            raise InvalidTransition(details={"from": issue.status, "to": target, "allowed": []})
+        raise Unprocessable(
+            f"Issue is {issue.status}; its fields are frozen (the board can reopen it)",
+            code="issue_frozen",
+            details={"status": issue.status, "fields": sorted(changes)},
+        )
+
+    _check_assignees(changes)
+    if "parent" in changes:
+        _check_parent(issue, changes["parent"])
+    m2m = {name: changes.pop(name) for name in M2M_FIELDS if name in changes}
+    previous_agent = issue.assignee_agent_id
+    diff = apply_changes(issue, changes)
+    for name, values in m2m.items():
+        before = set(getattr(issue, name).values_list("pk", flat=True))
+        after = {value.pk for value in values}
+        if before != after:
+            getattr(issue, name).set(values)
+            diff[name] = {"from": sorted(before), "to": sorted(after)}
+
+    if issue.status == Status.IN_PROGRESS and issue.assignee_agent_id != previous_agent:
+        # The lock belongs to the previous assignee's run; the new assignee checks out afresh.
+        issue.checkout_run = None
+        issue.execution_locked_at = None
+    if target:
+        previous_status = issue.status
+        _transition(issue, actor, target)
+        if issue.status != previous_status:
+            diff["status"] = {"from": previous_status, "to": issue.status}
+    if (
+        issue.status == Status.IN_PROGRESS
+        and issue.assignee_agent_id is None
+        and issue.assignee_user_id is None
+    ):
+        raise Unprocessable("An in_progress issue needs an assignee", code="assignee_required")
+
+    if diff:
+        _touch(issue)
+        issue.save()
+        _log(actor, issue, "issue.updated", {"changes": diff})
+    if comment:
+        _add_comment(actor, issue, comment)
+    return issue
+
+
+@transaction.atomic
+def issue_reopen(*, actor: Actor, issue: Issue) -> Issue:
+    """The board's explicit way out of done/cancelled/failed; a no-op on an open issue."""
+    issue = _lock(issue)
+    _reopen(actor, issue)
+    return issue
+
+
+@transaction.atomic
+def issue_delete(*, actor: Actor, issue: Issue) -> None:
+    """Delete an issue (board only); the log keeps a row saying what it was."""
+    issue = _lock(issue)
+    _log(actor, issue, "issue.deleted", {"identifier": issue.identifier, "title": issue.title})
+    issue.delete()
+
+
+def _add_comment(actor: Actor, issue: Issue, body: str) -> Comment:
+    comment = Comment.objects.create(
+        company_id=issue.company_id,
+        issue=issue,
+        author_agent=actor.agent,
+        author_user=actor.user,
+        body=body,
+        run_id=actor.run_id,
+    )
+    _log(actor, issue, "issue.comment_added", {"commentId": comment.pk}, entity=comment)
+    return comment
+
+
+@transaction.atomic
+def comment_create(*, actor: Actor, issue: Issue, body: str, reopen: bool = False) -> Comment:
+    """Any member of the company may comment, on open and finished issues alike.
+
+    `reopen: true` (board only) reopens a finished issue in the same transaction.
+    """
+    issue = _lock(issue)
+    if reopen:
+        _reopen(actor, issue)
+    return _add_comment(actor, issue, body)

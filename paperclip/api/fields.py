@@ -1,0 +1,29 @@
+"""Serializer fields that resolve ids inside the caller's company."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class CompanyScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """A related id that must name an object of the company in the serializer's context.
+
+    An id from another company reads as "does not exist", exactly like a missing one.
+    """
+
+    def __init__(self, model=None, **kwargs):
+        self.model = model
+        if not kwargs.get("read_only"):
+            kwargs.setdefault("queryset", model.objects.none())
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        company = self.context.get("company")
+        if company is None:
+            return self.model.objects.none()
+        return self.model.objects.for_company(company.pk)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)

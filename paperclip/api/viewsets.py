@@ -1,0 +1,71 @@
+"""The base viewset every `/api` resource uses: scoping, company nesting, routes."""
+
+from __future__ import annotations
+
+from django.urls import re_path
+from django.utils.functional import cached_property
+from rest_framework import viewsets
+
+from paperclip.api.actors import Actor
+from paperclip.api.errors import Forbidden, NotFound
+from paperclip.api.pagination import KeysetPagination
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    """Rows come from `model.objects.visible_to(actor)`: another company's object is a 404.
+
+    Routes nested under `/companies/{company_pk}/` also resolve `self.company` (404 when the
+    caller cannot see it) and narrow the queryset to it.
+    """
+
+    pagination_class = KeysetPagination
+    ordering_keys: tuple[tuple[str, bool], ...] = (("created_at", True), ("id", True))
+
+    @property
+    def actor(self) -> Actor:
+        return self.request.auth
+
+    def get_base_queryset(self):
+        return self.queryset.all()
+
+    def get_queryset(self):
+        queryset = self.get_base_queryset()
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no caller
+            return queryset.none()
+        queryset = queryset.visible_to(self.actor)
+        if "company_pk" in self.kwargs:
+            queryset = queryset.for_company(self.company.pk)
+        return queryset
+
+    def get_ordering_keys(self):
+        return self.ordering_keys
+
+    @cached_property
+    def company(self):
+        from companies.models import Company  # paperclip/ must not import apps at load time
+
+        company = (
+            Company.objects.visible_to(self.actor).filter(pk=self.kwargs["company_pk"]).first()
+        )
+        if company is None:
+            raise NotFound()
+        return company
+
+    def require_company_write(self) -> None:
+        """For creates under a company route: the caller must be allowed to write there."""
+        if not self.actor.can_write(self.company.pk):
+            raise Forbidden("Your membership in this company is read-only")
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if "company_pk" in self.kwargs and not getattr(self, "swagger_fake_view", False):
+            context["company"] = self.company
+        return context
+
+
+def route(pattern: str, view, name: str | None = None):
+    """A URL that answers with or without a trailing slash (clients differ)."""
+    return re_path(rf"^{pattern}/?$", view, name=name)
+
+
+ID = r"[^/]+"

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class PaperclipConfig(AppConfig):
+    name = "paperclip"
+    verbose_name = "Paperclip"
+
+    def ready(self) -> None:
+        from paperclip.api import schema  # noqa: F401 - registers the OpenAPI auth schemes
