@@ -203,6 +203,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["paperclip.api.schema.canonical_paths"],
     "ENUM_NAME_OVERRIDES": {
         "IssueStatusEnum": "issues.models.Status",
         "AgentStatusEnum": "agents.models.Agent.Status",

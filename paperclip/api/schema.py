@@ -35,3 +35,10 @@ class BoardSessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+def canonical_paths(endpoints, **kwargs):
+    """Routes accept an optional trailing slash; the schema names the canonical, slash-less path."""
+    return [
+        (path.rstrip("/"), regex, method, callback) for path, regex, method, callback in endpoints
+    ]
