@@ -223,3 +223,5 @@ LOGGING = {
 # Paperclip's own knobs.
 PAPERCLIP_LEASE_SECONDS = env_int("PAPERCLIP_LEASE_SECONDS", 300)
 PAPERCLIP_API_URL = env_str("PAPERCLIP_API_URL", "http://127.0.0.1:3100")
+# Where `bootstrap_demo` keeps the demo logins and keys it prints (git-ignored).
+PAPERCLIP_DEMO_CREDENTIALS = env_str("PAPERCLIP_DEMO_CREDENTIALS", "")
