@@ -1,10 +1,11 @@
-"""Agents authenticate with API keys: `Authorization: Bearer pcp_<48 hex>`."""
+"""Agents authenticate with an API key (`Bearer pcp_<48 hex>`) or a run token (a JWT)."""
 
 from __future__ import annotations
 
 from rest_framework.exceptions import AuthenticationFailed
 
 from agents.models import Agent, AgentApiKey
+from agents.runs import check_run_header, read_run_token, renew_lease
 from companies.models import hash_token
 from paperclip.api.actors import Actor
 from paperclip.api.authentication import BearerAuthentication, bearer_token, touch_last_used
@@ -25,6 +26,13 @@ def agent_actor(agent: Agent, *, run_id: str | None = None) -> Actor:
     )
 
 
+def _authenticated(request, agent: Agent, token_run_id: str | None = None):
+    run_id = check_run_header(request.META.get(RUN_ID_HEADER) or None, token_run_id)
+    if run_id is not None:
+        renew_lease(run_id, agent.pk)
+    return agent, agent_actor(agent, run_id=run_id)
+
+
 class AgentKeyAuthentication(BearerAuthentication):
     def authenticate(self, request):
         token = bearer_token(request)
@@ -39,5 +47,20 @@ class AgentKeyAuthentication(BearerAuthentication):
         if key is None or key.agent.status == Agent.Status.TERMINATED:
             raise AuthenticationFailed()
         touch_last_used(AgentApiKey.objects, key)
-        run_id = request.META.get(RUN_ID_HEADER) or None
-        return key.agent, agent_actor(key.agent, run_id=run_id)
+        return _authenticated(request, key.agent)
+
+
+class RunTokenAuthentication(BearerAuthentication):
+    """The token a wakeup hands out: it speaks for one agent and one run only."""
+
+    def authenticate(self, request):
+        token = bearer_token(request)
+        if token is None or token.count(".") != 2:
+            return None
+        claims = read_run_token(token)
+        if claims is None:
+            raise AuthenticationFailed()
+        agent = Agent.objects.filter(pk=claims["sub"]).first()
+        if agent is None or agent.status == Agent.Status.TERMINATED:
+            raise AuthenticationFailed()
+        return _authenticated(request, agent, token_run_id=claims["run"])

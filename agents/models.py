@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from companies.models import Company
+from companies.models import ActivityEvent, Company
 from paperclip.api.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
 
@@ -80,6 +84,8 @@ class Agent(ConcurrentTransitionMixin, models.Model):
     adapter_type = models.CharField(max_length=32, choices=Adapter.choices, default=Adapter.PROCESS)
     adapter_config = models.JSONField(default=dict, blank=True)
     permissions = models.JSONField(default=dict, blank=True)
+    # Signs wake deliveries the Standard Webhooks way (`whsec_...`); shown once, rotatable.
+    webhook_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
     budget_monthly_cents = models.PositiveIntegerField(default=0)
     spent_monthly_cents = models.PositiveIntegerField(default=0)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -184,7 +190,66 @@ class AgentApiKey(models.Model):
         return f"{self.token_prefix}… ({self.agent})"
 
 
-class HeartbeatRun(models.Model):
+# Activity actions by which a run takes an issue's checkout lock (written by issues.services).
+CHECKED_OUT = "issue.checked_out"
+LOCK_ADOPTED = "issue.checkout_lock_adopted"
+
+
+class HeartbeatRunQuerySet(CompanyScopedQuerySet):
+    def for_issue(self, issue_id: str):
+        """Runs woken for the issue or that held its lock, newest first."""
+        holders = ActivityEvent.objects.filter(
+            issue_id=issue_id, action__in=(CHECKED_OUT, LOCK_ADOPTED), run_id__isnull=False
+        ).values("run_id")
+        return self.filter(models.Q(issue_id=issue_id) | models.Q(pk__in=holders)).order_by(
+            "-created_at", "-id"
+        )
+
+    def live(self):
+        """Queued or running with an unexpired lease: may hold a checkout lock."""
+        return self.filter(
+            status__in=HeartbeatRun.LIVE_STATUSES, lease_expires_at__gt=timezone.now()
+        )
+
+    def expired(self):
+        """Queued or running whose lease ran out: dead, though nobody has said so yet."""
+        return self.filter(
+            status__in=HeartbeatRun.LIVE_STATUSES, lease_expires_at__lte=timezone.now()
+        )
+
+    def time_out_expired(self, ids) -> int:
+        """Implements `HeartbeatRun.time_out` for many runs at once, as one conditional UPDATE.
+
+        Only runs still live-by-status with an expired lease change, so a run that finished or
+        renewed its lease in the meantime is left alone. Answers how many changed.
+        """
+        now = timezone.now()
+        return self.filter(
+            pk__in=ids, status__in=HeartbeatRun.LIVE_STATUSES, lease_expires_at__lte=now
+        ).update(
+            status=HeartbeatRun.Status.TIMED_OUT,
+            finished_at=now,
+            exit_reason="lease_expired",
+        )
+
+    def renew_lease(self, run_id: str, agent_id: str, *, min_interval_seconds: int = 5) -> int:
+        """Push a live run's lease to now + PAPERCLIP_LEASE_SECONDS.
+
+        Skips the write when the lease was renewed in the last few seconds, so a chatty agent
+        costs at most one write per run per interval.
+        """
+        now = timezone.now()
+        lease = timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
+        return self.filter(
+            pk=run_id,
+            agent_id=agent_id,
+            status__in=HeartbeatRun.LIVE_STATUSES,
+            lease_expires_at__gt=now,
+            lease_expires_at__lt=now + lease - timedelta(seconds=min_interval_seconds),
+        ).update(lease_expires_at=now + lease)
+
+
+class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
     """One working session of one agent. Live while queued or running with an unexpired lease."""
 
     class Status(models.TextChoices):
@@ -196,6 +261,7 @@ class HeartbeatRun(models.Model):
         TIMED_OUT = "timed_out"
 
     LIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+    FINISH_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     class Source(models.TextChoices):
         TIMER = "timer"
@@ -206,25 +272,136 @@ class HeartbeatRun(models.Model):
     id = PrefixedIdField(prefix="run")
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="runs")
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="runs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status = FSMField(max_length=16, choices=Status.choices, default=Status.QUEUED, protected=True)
     invocation_source = models.CharField(
         max_length=16, choices=Source.choices, default=Source.ON_DEMAND
     )
+    wake_reason = models.CharField(max_length=64, blank=True, default="")
+    # The issue the run was woken for (a plain column: agents do not depend on issues).
+    issue_id = models.CharField(max_length=32, null=True, blank=True)
+    # taskId, commentId, approvalId, approvalStatus, linkedIssueIds, ... as delivered.
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    exit_reason = models.CharField(max_length=64, blank=True, default="")
+    usage = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
 
-    objects = CompanyScopedQuerySet.as_manager()
+    objects = HeartbeatRunQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # GET /api/companies/{id}/heartbeat-runs?agentId=&status=
+            models.Index(fields=["company", "agent", "-created_at"], name="run_company_agent"),
+            # Wake coalescing: the agent's queued run for an issue
+            models.Index(fields=["agent", "status", "issue_id"], name="run_agent_status_issue"),
+            # release_stale_locks: live-by-status runs whose lease expired
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="run_live_lease",
+            ),
+            # GET /api/issues/{id}/runs
+            models.Index(fields=["issue_id", "-created_at"], name="run_issue_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.id} ({self.agent}, {self.status})"
 
     @property
+    def is_terminal(self) -> bool:
+        return self.status not in self.LIVE_STATUSES
+
+    @property
     def is_live(self) -> bool:
-        if self.status not in self.LIVE_STATUSES:
-            return False
-        return self.lease_expires_at is None or self.lease_expires_at > timezone.now()
+        return (
+            self.status in self.LIVE_STATUSES
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > timezone.now()
+        )
+
+    def _renew(self) -> None:
+        self.lease_expires_at = timezone.now() + timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
+
+    @transition(field=status, source=Status.QUEUED, target=Status.RUNNING)
+    def start(self) -> None:
+        """The agent's process picked the run up: sets started_at and renews the lease."""
+        self.started_at = timezone.now()
+        self._renew()
+
+    @transition(
+        field=status,
+        source=[Status.QUEUED, Status.RUNNING],
+        target=RETURN_VALUE(*FINISH_STATUSES),
+    )
+    def finish(self, outcome: str) -> str:
+        """The agent reports how the run ended. Locks it holds stay, now stale (DESIGN §3)."""
+        self.finished_at = timezone.now()
+        self.exit_reason = self.exit_reason or outcome
+        return outcome
+
+    @transition(field=status, source=[Status.QUEUED, Status.RUNNING], target=Status.CANCELLED)
+    def cancel(self) -> None:
+        """The board stops the run; the agent learns it from its next heartbeat."""
+        now = timezone.now()
+        self.cancel_requested_at = now
+        self.finished_at = now
+        self.exit_reason = "cancelled_by_board"
+
+
+class WakeupRequest(models.Model):
+    """Every wake of an agent, kept even when it merged into an already queued run."""
+
+    id = PrefixedIdField(prefix="wak")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="wakeups")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="wakeups")
+    run = models.ForeignKey(HeartbeatRun, on_delete=models.CASCADE, related_name="wakeups")
+    source = models.CharField(max_length=16, choices=HeartbeatRun.Source.choices)
+    reason = models.CharField(max_length=64, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    requested_by_type = models.CharField(max_length=16)
+    requested_by_id = models.CharField(max_length=32)
+    coalesced = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="wakeup_idempotency_per_agent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} → {self.agent} ({self.reason or self.source})"
+
+
+class WakeDelivery(models.Model):
+    """One attempt to POST a wake to an agent's HTTP adapter."""
+
+    id = PrefixedIdField(prefix="dlv")
+    run = models.ForeignKey(HeartbeatRun, on_delete=models.CASCADE, related_name="deliveries")
+    attempt = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=500)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    succeeded = models.BooleanField(default=False)
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "attempt"]
+        verbose_name_plural = "wake deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.run_id} attempt {self.attempt}"

@@ -8,10 +8,13 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from agents.models import Agent, AgentApiKey
+from agents.delivery import new_webhook_secret
+from agents.models import Agent, AgentApiKey, HeartbeatRun
+from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import activity_record, apply_changes
 from paperclip.api.actors import Actor
+from paperclip.api.errors import Conflict
 
 
 def _log(actor: Actor, agent: Agent, action: str, details: dict[str, Any] | None = None) -> None:
@@ -39,7 +42,7 @@ def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
 
 @transaction.atomic
 def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Agent:
-    agent = Agent(company=company, **data)
+    agent = Agent(company=company, webhook_secret=new_webhook_secret(), **data)
     validate_reports_to(agent, agent.reports_to)
     agent.save()
     _log(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
@@ -91,9 +94,160 @@ def agent_key_create(
     *, actor: Actor, agent: Agent, name: str = "default"
 ) -> tuple[AgentApiKey, str]:
     """Create an API key; the plain token is returned once and never stored."""
+    if agent.status == Agent.Status.TERMINATED:
+        raise Conflict(
+            "Agent is terminated; it gets no new keys",
+            code="agent_terminated",
+            details={"agentId": agent.pk},
+        )
     token = new_secret("pcp_")
     key = AgentApiKey.objects.create(
         agent=agent, name=name, token_hash=hash_token(token), token_prefix=token[:12]
     )
     _log(actor, agent, "agent.key_created", {"keyId": key.pk, "name": name})
     return key, token
+
+
+# --- Runs (DESIGN §3) ---
+
+
+@transaction.atomic
+def agent_wakeup(
+    *,
+    actor: Actor,
+    agent: Agent,
+    source: str,
+    reason: str = "",
+    payload: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> HeartbeatRun:
+    """Wake an agent by hand (the board, or an agent waking itself); answers its run."""
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    ensure_wakeable(agent)
+    payload = payload or {}
+    issue_id = payload.get("taskId") or payload.get("issueId")
+    run, created = wake(
+        actor=actor,
+        agent=agent,
+        source=source,
+        reason=reason or source,
+        issue_id=issue_id if isinstance(issue_id, str) else None,
+        context={k: v for k, v in payload.items() if k in WAKE_CONTEXT_KEYS},
+        payload=payload,
+        idempotency_key=idempotency_key,
+    )
+    # Wakes that accompany another change are recorded as WakeupRequests; a wake asked for
+    # on its own is the request's mutation, so it gets the activity row.
+    _run_log(
+        actor, run, "agent.woken", {"source": source, "reason": reason, "coalesced": not created}
+    )
+    return run
+
+
+WAKE_CONTEXT_KEYS = ("commentId", "approvalId", "approvalStatus", "linkedIssueIds")
+
+
+def _lock_run(run: HeartbeatRun) -> HeartbeatRun:
+    return HeartbeatRun.objects.select_for_update().get(pk=run.pk)
+
+
+def _run_log(actor: Actor, run: HeartbeatRun, action: str, details: dict[str, Any]) -> None:
+    activity_record(
+        actor=actor,
+        company_id=run.company_id,
+        action=action,
+        entity_type="heartbeat_run",
+        entity_id=run.pk,
+        issue_id=run.issue_id,
+        details=details,
+    )
+
+
+def _finished_conflict(run: HeartbeatRun) -> Conflict:
+    return Conflict(
+        f"Run is already {run.status}",
+        code="run_finished",
+        details={"runId": run.pk, "status": run.status},
+    )
+
+
+@transaction.atomic
+def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
+    """queued → running (idempotent for a running run); renews the lease."""
+    run = _lock_run(run)
+    if run.status == HeartbeatRun.Status.RUNNING:
+        return run
+    if run.is_terminal:
+        raise _finished_conflict(run)
+    run.start()
+    run.save()
+    Agent.objects.filter(pk=run.agent_id).update(last_heartbeat_at=timezone.now())
+    _run_log(actor, run, "run.started", {"status": {"from": "queued", "to": run.status}})
+    return run
+
+
+@transaction.atomic
+def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
+    """Renew the lease of a live run. A run the board cancelled answers `cancelRequested`."""
+    run = _lock_run(run)
+    if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
+        return run
+    if run.is_terminal:
+        raise _finished_conflict(run)
+    if not run.is_live:
+        raise Conflict(
+            "Run lease expired",
+            code="run_lease_expired",
+            details={"runId": run.pk, "leaseExpiresAt": run.lease_expires_at},
+        )
+    run._renew()
+    run.save(update_fields=["lease_expires_at"])
+    Agent.objects.filter(pk=run.agent_id).update(last_heartbeat_at=timezone.now())
+    return run
+
+
+@transaction.atomic
+def run_finish(
+    *,
+    actor: Actor,
+    run: HeartbeatRun,
+    outcome: str,
+    usage: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
+    error: str = "",
+) -> HeartbeatRun:
+    """The agent reports how its run ended. Locks it holds stay, now stale (DESIGN §3)."""
+    run = _lock_run(run)
+    if run.is_terminal:
+        raise _finished_conflict(run)
+    previous = run.status
+    run.finish(outcome)
+    run.usage = usage or {}
+    run.result = result or {}
+    run.error = error
+    run.save()
+    _run_log(actor, run, "run.finished", {"status": {"from": previous, "to": run.status}})
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
+    """The board stops a run; the agent sees `cancelRequested` on its next heartbeat."""
+    run = _lock_run(run)
+    if run.is_terminal:
+        raise _finished_conflict(run)
+    previous = run.status
+    run.cancel()
+    run.save()
+    _run_log(actor, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
+    return run
+
+
+@transaction.atomic
+def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
+    """A new signing secret for wake deliveries; answered once, never shown again."""
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    agent.webhook_secret = new_webhook_secret()
+    agent.save(update_fields=["webhook_secret", "updated_at"])
+    _log(actor, agent, "agent.webhook_secret_rotated")
+    return agent.webhook_secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -140,13 +140,72 @@ class IssueQuerySet(CompanyScopedQuerySet):
     def visible_on_board(self):
         return self.filter(hidden_at__isnull=True)
 
+    def try_checkout(
+        self, *, issue_id: str, agent_id: str, run_id: str | None, expected: list[str]
+    ) -> int:
+        """Implements `Issue.check_out` as ONE conditional UPDATE (compare-and-set).
+
+        It changes the row only when the issue is in an expected status, unlocked, and
+        unassigned or assigned to this agent, or when it is already this agent's unlocked
+        in-progress issue (adoption). Of N racing runs exactly one sees 1 row changed.
+        """
+        now = timezone.now()
+        claimable = (
+            Q(status__in=expected, assignee_user__isnull=True)
+            & (Q(assignee_agent__isnull=True) | Q(assignee_agent_id=agent_id))
+        ) | Q(status=Status.IN_PROGRESS, assignee_agent_id=agent_id)
+        return (
+            # Single-table conditions only: a join would turn this into UPDATE ... WHERE id IN
+            # (SELECT ...), which PostgreSQL does not re-check against the winner's row.
+            self.filter(claimable, pk=issue_id, checkout_run__isnull=True).update(
+                status=Status.IN_PROGRESS,
+                assignee_agent_id=agent_id,
+                checkout_run_id=run_id,
+                execution_locked_at=now,
+                started_at=Case(
+                    When(status=Status.IN_PROGRESS, then=F("started_at")), default=Value(now)
+                ),
+                updated_at=now,
+                version=F("version") + 1,
+            )
+        )
+
+    def adopt_lock(self, *, issue_id: str, agent_id: str, stale_run_id: str, run_id: str) -> int:
+        """Implements `Issue.check_out` for a stale lock: the same agent's new run takes over.
+
+        Conditional on the lock still naming the stale run, so two new runs of one agent
+        cannot both adopt it.
+        """
+        now = timezone.now()
+        return self.filter(
+            pk=issue_id,
+            status=Status.IN_PROGRESS,
+            assignee_agent_id=agent_id,
+            checkout_run_id=stale_run_id,
+        ).update(
+            checkout_run_id=run_id,
+            execution_locked_at=now,
+            updated_at=now,
+            version=F("version") + 1,
+        )
+
+    def stale_locks(self):
+        """In-progress issues locked by a run that is no longer live (finished or expired)."""
+        return self.filter(status=Status.IN_PROGRESS, checkout_run__isnull=False).exclude(
+            checkout_run__status__in=HeartbeatRun.LIVE_STATUSES,
+            checkout_run__lease_expires_at__gt=timezone.now(),
+        )
+
     def with_list_relations(self):
         """Everything the issue serializer reads, fetched in a fixed number of queries."""
         return self.select_related(
             "assignee_agent", "assignee_user", "project", "goal", "team", "checkout_run"
         ).prefetch_related(
             models.Prefetch("labels", queryset=Label.objects.order_by("name")),
-            models.Prefetch("dependencies", queryset=Issue.objects.only("id", "identifier")),
+            # `status` too: the FSM mixin reads it on every instance (deferred = a query each).
+            models.Prefetch(
+                "dependencies", queryset=Issue.objects.only("id", "identifier", "status")
+            ),
         )
 
 
@@ -299,6 +358,17 @@ class Issue(ConcurrentTransitionMixin, models.Model):
         and in_review.
         """
         self.started_at = timezone.now()
+
+    @transition(
+        field=status,
+        source=[Status.BACKLOG, Status.TODO, Status.IN_REVIEW, Status.BLOCKED],
+        target=Status.IN_PROGRESS,
+        conditions=[_has_assignee],
+        custom={"admin": False, "label": "Check out"},
+    )
+    def check_out(self) -> None:
+        """An agent's run claims the issue (DESIGN §3). Never called on an instance: the race
+        is decided by `IssueQuerySet.try_checkout`, one conditional UPDATE."""
 
     @transition(
         field=status,

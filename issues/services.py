@@ -9,10 +9,15 @@ from django.db.models import F
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from agents.models import CHECKED_OUT, LOCK_ADOPTED, Agent
+from agents.runs import resolve_run
+from agents.wakeups import Source, Wakes, ensure_wakeable
 from companies.models import Company
 from companies.services import activity_record, apply_changes
+from issues.mentions import mentioned_agents
 from issues.models import (
     INITIAL_STATUSES,
+    TERMINAL_STATUSES,
     TRANSITION_TO,
     Comment,
     Issue,
@@ -167,6 +172,10 @@ def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Iss
         "issue.created",
         {"identifier": issue.identifier, "title": issue.title, "status": issue.status},
     )
+    if issue.status != Status.BACKLOG:
+        wakes = Wakes(actor)
+        wakes.add(issue.assignee_agent, Source.ASSIGNMENT, "issue_assigned")
+        wakes.send(issue_id=issue.pk)
     return issue
 
 
@@ -182,8 +191,8 @@ def _check_if_match(issue: Issue, if_match: str | None) -> None:
         raise PreconditionFailed(details={"currentVersion": issue.version, "etag": issue.etag})
 
 
-def _reopen(actor: Actor, issue: Issue) -> bool:
-    """Reopen a terminal issue (board only). Answers whether anything changed."""
+def _reopen(actor: Actor, issue: Issue, wakes: Wakes) -> bool:
+    """Reopen a terminal issue (board only) and wake its assignee. Answers whether it changed."""
     if actor.is_agent:
         raise Forbidden("Agents cannot reopen issues; create a follow-up issue instead")
     if not issue.is_terminal:
@@ -193,6 +202,7 @@ def _reopen(actor: Actor, issue: Issue) -> bool:
     _touch(issue)
     issue.save()
     _log(actor, issue, "issue.reopened", {"reopenedFrom": previous, "status": issue.status})
+    wakes.add(issue.assignee_agent, Source.AUTOMATION, "issue_reopened")
     return True
 
 
@@ -218,9 +228,11 @@ def issue_update(
     issue = _lock(issue)
     _check_if_match(issue, if_match)
     changes = dict(changes)
+    wakes = Wakes(actor)
     if reopen:
-        _reopen(actor, issue)
+        _reopen(actor, issue, wakes)
     ensure_agent_may_mutate(actor, issue)
+    _hold_lock(actor, issue)
 
     target = changes.pop("status", None)
     if issue.is_terminal and (changes or (target and target != issue.status)):
@@ -265,8 +277,14 @@ def issue_update(
         _touch(issue)
         issue.save()
         _log(actor, issue, "issue.updated", {"changes": diff})
+        if issue.status not in (Status.BACKLOG, *TERMINAL_STATUSES):
+            if "assignee_agent" in diff:
+                wakes.add(issue.assignee_agent, Source.ASSIGNMENT, "issue_assigned")
+            if diff.get("status", {}).get("from") == Status.BACKLOG:
+                wakes.add(issue.assignee_agent, Source.ASSIGNMENT, "issue_ready")
     if comment:
-        _add_comment(actor, issue, comment)
+        _add_comment(actor, issue, comment, wakes)
+    wakes.send(issue_id=issue.pk)
     return issue
 
 
@@ -274,7 +292,9 @@ def issue_update(
 def issue_reopen(*, actor: Actor, issue: Issue) -> Issue:
     """The board's explicit way out of done/cancelled/failed; a no-op on an open issue."""
     issue = _lock(issue)
-    _reopen(actor, issue)
+    wakes = Wakes(actor)
+    _reopen(actor, issue, wakes)
+    wakes.send(issue_id=issue.pk)
     return issue
 
 
@@ -286,7 +306,9 @@ def issue_delete(*, actor: Actor, issue: Issue) -> None:
     issue.delete()
 
 
-def _add_comment(actor: Actor, issue: Issue, body: str) -> Comment:
+def _add_comment(actor: Actor, issue: Issue, body: str, wakes: Wakes) -> Comment:
+    """Add a comment; wake the assignee (unless they wrote it or the issue is finished) and
+    every agent it @-mentions (never the author)."""
     comment = Comment.objects.create(
         company_id=issue.company_id,
         issue=issue,
@@ -296,6 +318,10 @@ def _add_comment(actor: Actor, issue: Issue, body: str) -> Comment:
         run_id=actor.run_id,
     )
     _log(actor, issue, "issue.comment_added", {"commentId": comment.pk}, entity=comment)
+    if not issue.is_terminal:
+        wakes.add(issue.assignee_agent, Source.AUTOMATION, "issue_commented", commentId=comment.pk)
+    for agent in mentioned_agents(body, issue.company_id):
+        wakes.add(agent, Source.AUTOMATION, "issue_comment_mentioned", commentId=comment.pk)
     return comment
 
 
@@ -306,6 +332,198 @@ def comment_create(*, actor: Actor, issue: Issue, body: str, reopen: bool = Fals
     `reopen: true` (board only) reopens a finished issue in the same transaction.
     """
     issue = _lock(issue)
+    wakes = Wakes(actor)
     if reopen:
-        _reopen(actor, issue)
-    return _add_comment(actor, issue, body)
+        _reopen(actor, issue, wakes)
+    if actor.is_agent and issue.assignee_agent_id == actor.agent.pk:
+        _hold_lock(actor, issue)
+    comment = _add_comment(actor, issue, body, wakes)
+    wakes.send(issue_id=issue.pk)
+    return comment
+
+
+# --- The work protocol: checkout, run ownership, release (DESIGN §3) ---
+
+
+def _hold_lock(actor: Actor, issue: Issue) -> None:
+    """Run ownership: the assignee agent changes its in-progress issue only from the run that
+    holds the lock, or a new run of its own that adopts a stale (or missing) lock.
+
+    Other callers pass: the board, and managers (their access was checked already).
+    """
+    if not (
+        actor.is_agent
+        and issue.status == Status.IN_PROGRESS
+        and issue.assignee_agent_id == actor.agent.pk
+    ):
+        return
+    run = resolve_run(actor, required=True)
+    holder = issue.checkout_run
+    if holder is not None and holder.pk == run.pk:
+        return
+    if holder is not None and holder.is_live:
+        raise Conflict(
+            "Issue run ownership conflict",
+            code="run_ownership_conflict",
+            details={"issueId": issue.pk, "checkoutRunId": holder.pk, "runId": run.pk},
+        )
+    issue.checkout_run = run
+    issue.execution_locked_at = timezone.now()
+    _touch(issue)
+    issue.save()
+    _log(
+        actor,
+        issue,
+        LOCK_ADOPTED,
+        {"runId": run.pk, "previousRunId": holder.pk if holder else None},
+    )
+
+
+def _checkout_conflict(issue: Issue) -> Conflict:
+    holder = issue.checkout_run
+    return Conflict(
+        "Issue checkout conflict",
+        code="checkout_conflict",
+        details={
+            "issueId": issue.pk,
+            "status": issue.status,
+            "assigneeAgentId": issue.assignee_agent_id,
+            "checkoutRunId": issue.checkout_run_id,
+            "holderRunIsLive": bool(holder and holder.is_live),
+        },
+    )
+
+
+@transaction.atomic
+def issue_checkout(
+    *, actor: Actor, issue: Issue, agent: Agent, expected_statuses: list[str]
+) -> Issue:
+    """Claim an issue for `agent` (DESIGN §3), in this order of outcomes:
+
+    success (one conditional UPDATE) · the same run again (idempotent) · the same agent's new
+    run adopts a stale lock when `expected_statuses` has in_progress · else 409.
+    """
+    if actor.is_agent and actor.agent.pk != agent.pk:
+        raise Forbidden("Agents check out only as themselves")
+    ensure_wakeable(agent)
+    run = resolve_run(actor, required=True)
+    if issue.project_id and issue.project.status == issue.project.Status.PAUSED:
+        raise Conflict("Project is paused", code="project_paused", details={"issueId": issue.pk})
+    previous = issue.status
+    changed = Issue.objects.try_checkout(
+        issue_id=issue.pk,
+        agent_id=agent.pk,
+        run_id=run.pk if run else None,
+        expected=expected_statuses,
+    )
+    if changed:
+        issue = Issue.objects.get(pk=issue.pk)
+        _log(
+            actor,
+            issue,
+            CHECKED_OUT,
+            {
+                "agentId": agent.pk,
+                "runId": issue.checkout_run_id,
+                "status": {"from": previous, "to": issue.status},
+            },
+        )
+        if not actor.is_agent:
+            wakes = Wakes(actor)
+            wakes.add(agent, Source.ASSIGNMENT, "issue_checked_out")
+            wakes.send(issue_id=issue.pk)
+        return issue
+
+    issue = Issue.objects.select_for_update().select_related("checkout_run").get(pk=issue.pk)
+    holder = issue.checkout_run
+    if run is not None and holder is not None and holder.pk == run.pk:
+        return issue  # the same run again
+    if (
+        run is not None
+        and issue.status == Status.IN_PROGRESS
+        and issue.assignee_agent_id == agent.pk
+        and holder is not None
+        and not holder.is_live
+        and Status.IN_PROGRESS in expected_statuses
+        and Issue.objects.adopt_lock(
+            issue_id=issue.pk, agent_id=agent.pk, stale_run_id=holder.pk, run_id=run.pk
+        )
+    ):
+        issue = Issue.objects.get(pk=issue.pk)
+        _log(
+            actor,
+            issue,
+            LOCK_ADOPTED,
+            {"agentId": agent.pk, "runId": run.pk, "previousRunId": holder.pk},
+        )
+        return issue
+    raise _checkout_conflict(issue)
+
+
+def _clear_lock(issue: Issue, *, clear_assignee: bool) -> dict[str, Any]:
+    """Drop the lock (and the assignee); in_progress goes back to todo. Answers the diff."""
+    diff: dict[str, Any] = {}
+    if issue.checkout_run_id:
+        diff["checkoutRunId"] = {"from": issue.checkout_run_id, "to": None}
+    if clear_assignee:
+        diff |= apply_changes(issue, {"assignee_agent": None, "assignee_user": None})
+    if issue.status == Status.IN_PROGRESS:
+        issue.to_todo()
+        diff["status"] = {"from": Status.IN_PROGRESS, "to": issue.status}
+    issue.checkout_run = None
+    issue.execution_locked_at = None
+    return diff
+
+
+@transaction.atomic
+def issue_release(*, actor: Actor, issue: Issue) -> Issue:
+    """Give an issue up: no assignee, no lock; in_progress → todo, other statuses kept.
+
+    Only the assignee (from the holding run, or one adopting a stale lock) or the board.
+    """
+    issue = _lock(issue)
+    if actor.is_agent and issue.assignee_agent_id != actor.agent.pk:
+        raise Forbidden("Only the assignee or the board may release an issue")
+    if issue.is_terminal:
+        raise InvalidTransition(details={"from": issue.status, "to": Status.TODO, "allowed": []})
+    _hold_lock(actor, issue)
+    diff = _clear_lock(issue, clear_assignee=True)
+    _touch(issue)
+    issue.save()
+    _log(actor, issue, "issue.released", {"changes": diff})
+    return issue
+
+
+@transaction.atomic
+def issue_force_release(
+    *, actor: Actor, issue: Issue, clear_assignee: bool = False
+) -> tuple[Issue, dict[str, Any]]:
+    """The board's escape hatch: drop whatever lock the issue has, live or not.
+
+    Answers the issue and who held it (run, agent, whether that run was still live).
+    """
+    issue = _lock(issue)
+    holder = issue.checkout_run
+    previous = {
+        "runId": holder.pk if holder else None,
+        "agentId": holder.agent_id if holder else issue.assignee_agent_id,
+        "runStatus": holder.status if holder else None,
+        "runWasLive": bool(holder and holder.is_live),
+    }
+    diff = _clear_lock(issue, clear_assignee=clear_assignee)
+    if diff:
+        _touch(issue)
+        issue.save()
+    _log(actor, issue, "issue.lock_force_released", {"changes": diff, "previousLock": previous})
+    return issue, previous
+
+
+def release_stale_lock(*, actor: Actor, issue: Issue) -> dict[str, Any]:
+    """Release one stale lock (the caller holds the row lock): in_progress → todo, assignee
+    kept so the agent's next run picks it up. Answers what happened, for the command's report."""
+    run_id = issue.checkout_run_id
+    _clear_lock(issue, clear_assignee=False)
+    _touch(issue)
+    issue.save()
+    _log(actor, issue, "issue.stale_lock_released", {"runId": run_id, "status": issue.status})
+    return {"issueId": issue.pk, "identifier": issue.identifier, "runId": run_id}

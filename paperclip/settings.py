@@ -73,6 +73,8 @@ INSTALLED_APPS = [
     "django_fsm",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "paperclip",
     "companies",
     "agents",
@@ -175,6 +177,7 @@ REST_FRAMEWORK = {
     # Token classes first: an unauthenticated request gets 401 with `WWW-Authenticate: Bearer`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "agents.authentication.AgentKeyAuthentication",
+        "agents.authentication.RunTokenAuthentication",
         "companies.authentication.BoardTokenAuthentication",
         "companies.authentication.BoardSessionAuthentication",
     ],
@@ -222,6 +225,21 @@ LOGGING = {
 
 # Paperclip's own knobs.
 PAPERCLIP_LEASE_SECONDS = env_int("PAPERCLIP_LEASE_SECONDS", 300)
+# Lifetime of the run token a wakeup hands out (a bearer credential bound to agent and run).
+PAPERCLIP_RUN_TOKEN_SECONDS = env_int("PAPERCLIP_RUN_TOKEN_SECONDS", 3600)
 PAPERCLIP_API_URL = env_str("PAPERCLIP_API_URL", "http://127.0.0.1:3100")
+# Wake delivery to HTTP agents: per-attempt timeout, first retry delay (doubling), attempts.
+PAPERCLIP_WAKE_TIMEOUT_SECONDS = env_int("PAPERCLIP_WAKE_TIMEOUT_SECONDS", 10)
+PAPERCLIP_WAKE_RETRY_BASE_SECONDS = env_int("PAPERCLIP_WAKE_RETRY_BASE_SECONDS", 5)
+PAPERCLIP_WAKE_MAX_ATTEMPTS = env_int("PAPERCLIP_WAKE_MAX_ATTEMPTS", 5)
+
+# Background work (wake delivery) through Django's task interface; the database backend's
+# worker is `python manage.py db_worker`. Swappable for any django-tasks backend.
+TASKS = {
+    "default": {
+        "BACKEND": env_str("PAPERCLIP_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}
+
 # Where `bootstrap_demo` keeps the demo logins and keys it prints (git-ignored).
 PAPERCLIP_DEMO_CREDENTIALS = env_str("PAPERCLIP_DEMO_CREDENTIALS", "")

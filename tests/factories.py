@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.db.models import F
+from django.utils import timezone
 
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from companies.models import BoardToken, Company, Membership, User, hash_token, new_secret
@@ -99,6 +102,7 @@ class HeartbeatRunFactory(factory.django.DjangoModelFactory):
 
     agent = factory.SubFactory(AgentFactory)
     company = factory.SelfAttribute("agent.company")
+    lease_expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=5))
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):

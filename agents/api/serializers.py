@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from agents.models import Agent, AgentApiKey, Team
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from agents.runs import mint_run_token
 from paperclip.api.fields import CompanyScopedRelatedField
-from paperclip.api.serializers import CamelModelSerializer
+from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 
 
 class AgentSerializer(CamelModelSerializer):
@@ -59,6 +60,13 @@ class AgentSerializer(CamelModelSerializer):
         return value
 
 
+class AgentCreatedSerializer(AgentSerializer):
+    """The hire's answer: the one time the wake-signing secret is shown."""
+
+    class Meta(AgentSerializer.Meta):
+        fields = [*AgentSerializer.Meta.fields, "webhook_secret"]
+
+
 class ChainLinkSerializer(CamelModelSerializer):
     class Meta:
         model = Agent
@@ -87,3 +95,73 @@ class AgentKeyCreatedSerializer(CamelModelSerializer):
     class Meta:
         model = AgentApiKey
         fields = ["id", "name", "token", "created_at"]
+
+
+class HeartbeatRunSerializer(CamelModelSerializer):
+    cancel_requested = serializers.SerializerMethodField()
+    is_live = serializers.SerializerMethodField()
+
+    class Meta:
+        model = HeartbeatRun
+        fields = [
+            "id",
+            "company_id",
+            "agent_id",
+            "status",
+            "invocation_source",
+            "wake_reason",
+            "issue_id",
+            "context",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "lease_expires_at",
+            "is_live",
+            "cancel_requested",
+            "error",
+            "exit_reason",
+            "usage",
+            "result",
+        ]
+        read_only_fields = fields
+
+    def get_cancel_requested(self, run: HeartbeatRun) -> bool:
+        return run.cancel_requested_at is not None
+
+    def get_is_live(self, run: HeartbeatRun) -> bool:
+        return run.is_live
+
+
+class WokenRunSerializer(HeartbeatRunSerializer):
+    """The answer to a wakeup: the run, and the token that speaks for it."""
+
+    run_token = serializers.SerializerMethodField()
+
+    class Meta(HeartbeatRunSerializer.Meta):
+        fields = [*HeartbeatRunSerializer.Meta.fields, "run_token"]
+        read_only_fields = fields
+
+    def get_run_token(self, run: HeartbeatRun) -> str:
+        return mint_run_token(run)
+
+
+class WakeupSerializer(CamelSerializer):
+    source = serializers.ChoiceField(
+        choices=HeartbeatRun.Source.choices, default=HeartbeatRun.Source.ON_DEMAND
+    )
+    reason = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    payload = serializers.DictField(required=False, default=dict)
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, allow_null=True, default=None
+    )
+
+
+class RunFinishSerializer(CamelSerializer):
+    status = serializers.ChoiceField(choices=HeartbeatRun.FINISH_STATUSES)
+    usage = serializers.DictField(required=False, default=dict)
+    result = serializers.DictField(required=False, default=dict)
+    error = serializers.CharField(required=False, allow_blank=True, default="", max_length=20_000)
+
+
+class WebhookSecretSerializer(CamelSerializer):
+    webhook_secret = serializers.CharField(read_only=True)

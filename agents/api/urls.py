@@ -1,5 +1,16 @@
-from agents.api.views import AgentViewSet
+from agents.api.views import AgentViewSet, HeartbeatRunViewSet
 from paperclip.api.viewsets import ID, route
+
+AGENT_VERBS = {
+    "keys": "keys",
+    "pause": "pause",
+    "resume": "resume",
+    "terminate": "terminate",
+    "wakeup": "wakeup",
+    "heartbeat/invoke": "invoke",
+    "webhook-secret": "webhook_secret",
+}
+RUN_VERBS = ("start", "heartbeat", "finish", "cancel")
 
 urlpatterns = [
     route("agents/me", AgentViewSet.as_view({"get": "me"}), name="agent-me"),
@@ -14,11 +25,21 @@ urlpatterns = [
         name="agent",
     ),
     *[
-        route(
-            rf"agents/(?P<pk>{ID})/{verb}",
-            AgentViewSet.as_view({"post": verb}),
-            name=f"agent-{verb}",
-        )
-        for verb in ("keys", "pause", "resume", "terminate")
+        route(rf"agents/(?P<pk>{ID})/{path}", AgentViewSet.as_view({"post": verb}))
+        for path, verb in AGENT_VERBS.items()
+    ],
+    route(
+        rf"companies/(?P<company_pk>{ID})/heartbeat-runs",
+        HeartbeatRunViewSet.as_view({"get": "list"}),
+        name="company-runs",
+    ),
+    route(
+        rf"heartbeat-runs/(?P<pk>{ID})",
+        HeartbeatRunViewSet.as_view({"get": "retrieve"}),
+        name="run",
+    ),
+    *[
+        route(rf"heartbeat-runs/(?P<pk>{ID})/{verb}", HeartbeatRunViewSet.as_view({"post": verb}))
+        for verb in RUN_VERBS
     ],
 ]

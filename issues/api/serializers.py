@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from agents.models import Agent, Team
+from agents.models import Agent, HeartbeatRun, Team
 from issues.models import Comment, Goal, Issue, Label, Priority, Project, Status
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
@@ -220,3 +220,130 @@ class CommentSerializer(CamelModelSerializer):
 class CommentCreateSerializer(CamelSerializer):
     body = serializers.CharField(max_length=100_000)
     reopen = serializers.BooleanField(required=False, default=False)
+
+
+CHECKOUT_STATUSES = [
+    Status.BACKLOG,
+    Status.TODO,
+    Status.BLOCKED,
+    Status.IN_REVIEW,
+    Status.IN_PROGRESS,
+]
+
+
+class CheckoutSerializer(CamelSerializer):
+    """`agentId` defaults to the calling agent; the board must name one."""
+
+    agent = CompanyScopedRelatedField(model=Agent, required=False, source="agent")
+    expected_statuses = serializers.ListField(
+        child=serializers.ChoiceField(choices=CHECKOUT_STATUSES),
+        required=False,
+        allow_empty=False,
+        default=lambda: [Status.TODO, Status.BACKLOG, Status.BLOCKED],
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["agentId"] = fields.pop("agent")
+        return fields
+
+    def validate(self, attrs):
+        if "runId" in self.initial_data:
+            raise serializers.ValidationError(
+                {"runId": ["Not accepted in the body: send X-Paperclip-Run-Id."]}
+            )
+        actor = self.context["actor"]
+        if "agent" not in attrs:
+            if not actor.is_agent:
+                raise serializers.ValidationError({"agentId": ["The board must name the agent."]})
+            attrs["agent"] = actor.agent
+        return attrs
+
+
+class RunSummarySerializer(CamelModelSerializer):
+    is_live = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = HeartbeatRun
+        fields = ["id", "agent_id", "status", "lease_expires_at", "is_live"]
+        read_only_fields = fields
+
+
+class InboxItemSerializer(CamelModelSerializer):
+    """A compact issue for an agent's inbox, with the run working on it (if live)."""
+
+    priority = LabelChoiceField(Priority)
+    active_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "identifier",
+            "title",
+            "status",
+            "priority",
+            "parent_id",
+            "project_id",
+            "goal_id",
+            "updated_at",
+            "active_run",
+        ]
+        read_only_fields = fields
+
+    def get_active_run(self, issue: Issue) -> dict | None:
+        run = issue.checkout_run
+        return RunSummarySerializer(run).data if run is not None and run.is_live else None
+
+
+class ForceReleaseSerializer(CamelSerializer):
+    issue = IssueSerializer(read_only=True)
+    previous_lock = serializers.DictField(read_only=True)
+
+
+class HeartbeatContextSerializer(CamelModelSerializer):
+    """An issue as a waking agent needs it: compact, with context, cheap to fetch."""
+
+    priority = LabelChoiceField(Priority)
+    ancestors = serializers.SerializerMethodField()
+    comment_cursor = serializers.SerializerMethodField()
+    wake_comment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "identifier",
+            "title",
+            "description",
+            "status",
+            "priority",
+            "assignee_agent_id",
+            "checkout_run_id",
+            "project_id",
+            "goal_id",
+            "parent_id",
+            "updated_at",
+            "ancestors",
+            "comment_cursor",
+            "wake_comment",
+        ]
+        read_only_fields = fields
+
+    def get_ancestors(self, issue: Issue) -> list[dict]:
+        return IssueDetailSerializer().get_ancestors(issue)
+
+    def get_comment_cursor(self, issue: Issue) -> dict:
+        latest = issue.comments.order_by("-created_at", "-id").first()
+        return {
+            "totalComments": issue.comments.count(),
+            "latestCommentId": latest.pk if latest else None,
+            "latestCommentAt": serializers.DateTimeField().to_representation(latest.created_at)
+            if latest
+            else None,
+        }
+
+    def get_wake_comment(self, issue: Issue) -> dict | None:
+        comment_id = self.context.get("wake_comment_id")
+        comment = issue.comments.filter(pk=comment_id).first() if comment_id else None
+        return CommentSerializer(comment).data if comment else None

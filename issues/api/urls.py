@@ -1,4 +1,4 @@
-from issues.api.views import CommentViewSet, IssueActivityViewSet, IssueViewSet
+from issues.api.views import CommentViewSet, InboxViewSet, IssueActivityViewSet, IssueViewSet
 from paperclip.api.viewsets import ID, route
 
 urlpatterns = [
@@ -32,4 +32,20 @@ urlpatterns = [
         IssueActivityViewSet.as_view({"get": "list"}),
         name="issue-activity",
     ),
+]
+
+ISSUE_VERBS = {
+    "checkout": ("post", "checkout"),
+    "release": ("post", "release"),
+    "admin/force-release": ("post", "force_release"),
+    "runs": ("get", "runs"),
+    "heartbeat-context": ("get", "heartbeat_context"),
+}
+
+urlpatterns += [
+    route("agents/me/inbox-lite", InboxViewSet.as_view({"get": "inbox_lite"}), name="inbox-lite"),
+    *[
+        route(rf"issues/(?P<pk>{ID})/{path}", IssueViewSet.as_view({method: verb}))
+        for path, (method, verb) in ISSUE_VERBS.items()
+    ],
 ]

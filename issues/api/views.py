@@ -8,24 +8,31 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from agents.api.serializers import HeartbeatRunSerializer
+from agents.models import HeartbeatRun
 from companies.api.views import ActivityViewSet
 from companies.models import ActivityEvent
 from issues import services
 from issues.api.filters import IssueFilter
 from issues.api.serializers import (
+    CheckoutSerializer,
     CommentCreateSerializer,
     CommentSerializer,
+    ForceReleaseSerializer,
+    HeartbeatContextSerializer,
+    InboxItemSerializer,
     IssueDetailSerializer,
     IssueSerializer,
     IssueUpdateSerializer,
     IssueWriteSerializer,
 )
-from issues.models import Comment, Issue
-from paperclip.api.errors import BadRequest, NotFound
+from issues.models import Comment, Issue, Status
+from paperclip.api.errors import BadRequest, Forbidden, NotFound
+from paperclip.api.pagination import MAX_LIMIT
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.viewsets import ScopedViewSet
 
-BOARD_ONLY_ACTIONS = {"destroy", "reopen"}
+BOARD_ONLY_ACTIONS = {"destroy", "reopen", "force_release"}
 
 
 class IssueLookupMixin:
@@ -119,6 +126,71 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
         issue = services.issue_reopen(actor=self.actor, issue=self.get_object())
         return self._render(issue)
 
+    @extend_schema(
+        request=CheckoutSerializer,
+        responses=IssueSerializer,
+        parameters=[OpenApiParameter("X-Paperclip-Run-Id", location="header", required=False)],
+    )
+    @action(detail=True, methods=["post"])
+    def checkout(self, request, pk: str):
+        """Claim the issue for a run: exactly one of N racing runs wins; the rest get 409."""
+        issue = self.get_object()
+        serializer = CheckoutSerializer(
+            data=request.data, context={"company": issue.company, "actor": self.actor}
+        )
+        serializer.is_valid(raise_exception=True)
+        issue = services.issue_checkout(
+            actor=self.actor,
+            issue=issue,
+            agent=serializer.validated_data["agent"],
+            expected_statuses=serializer.validated_data["expected_statuses"],
+        )
+        return self._render(issue)
+
+    @extend_schema(request=None, responses=IssueSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk: str):
+        """Give the issue up: no assignee, no lock; in_progress goes back to todo."""
+        issue = services.issue_release(actor=self.actor, issue=self.get_object())
+        return self._render(issue)
+
+    @extend_schema(
+        request=None,
+        responses=ForceReleaseSerializer,
+        parameters=[OpenApiParameter("clearAssignee", bool, required=False)],
+    )
+    @action(detail=True, methods=["post"], url_path="admin/force-release")
+    def force_release(self, request, pk: str):
+        """Board only: drop the lock whoever holds it; answers the previous holder."""
+        clear = request.query_params.get("clearAssignee", "").lower() in {"1", "true", "yes"}
+        issue, previous = services.issue_force_release(
+            actor=self.actor, issue=self.get_object(), clear_assignee=clear
+        )
+        issue = self.get_base_queryset().get(pk=issue.pk)
+        return Response({"issue": IssueSerializer(issue).data, "previousLock": previous})
+
+    @extend_schema(responses=HeartbeatRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk: str):
+        """Runs woken for the issue or that held its lock, newest first."""
+        issue = self.get_object()
+        runs = HeartbeatRun.objects.for_issue(issue.pk)[:200]
+        return Response(HeartbeatRunSerializer(runs, many=True).data)
+
+    @extend_schema(
+        responses=HeartbeatContextSerializer,
+        parameters=[OpenApiParameter("wakeCommentId", required=False)],
+    )
+    @action(detail=True, methods=["get"], url_path="heartbeat-context")
+    def heartbeat_context(self, request, pk: str):
+        """What an agent needs to resume: the issue, its ancestors, where the comments stand,
+        and the comment that woke it."""
+        issue = self.get_object()
+        wake_comment_id = request.query_params.get("wakeCommentId")
+        return Response(
+            HeartbeatContextSerializer(issue, context={"wake_comment_id": wake_comment_id}).data
+        )
+
 
 class CommentViewSet(IssueLookupMixin, ScopedViewSet):
     queryset = Comment.objects.all()
@@ -185,3 +257,26 @@ class IssueActivityViewSet(IssueLookupMixin, ActivityViewSet):
     def get_base_queryset(self):
         issue = self.issue_by_ref(self.kwargs["issue_pk"])
         return ActivityEvent.objects.about_issue(issue.pk)
+
+
+class InboxViewSet(ScopedViewSet):
+    """An agent's open work, in the order to do it."""
+
+    queryset = Issue.objects.all()
+
+    @extend_schema(responses=InboxItemSerializer(many=True))
+    def inbox_lite(self, request):
+        """todo, in_progress and blocked issues assigned to the caller, by priority."""
+        if not self.actor.is_agent:
+            raise Forbidden("Only agents have an inbox; board users list issues")
+        issues = (
+            self.get_queryset()
+            .filter(
+                assignee_agent=self.actor.agent,
+                status__in=[Status.TODO, Status.IN_PROGRESS, Status.BLOCKED],
+            )
+            .visible_on_board()
+            .select_related("checkout_run")
+            .order_by("priority", "-updated_at", "-id")[:MAX_LIMIT]
+        )
+        return Response(InboxItemSerializer(issues, many=True).data)

@@ -14,7 +14,6 @@ from django.http import Http404, JsonResponse
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 
 class ApiError(exceptions.APIException):
@@ -33,6 +32,12 @@ class ApiError(exceptions.APIException):
 
 class BadRequest(ApiError):
     pass
+
+
+class Unauthorized(ApiError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = "Unauthorized"
+    default_code = "unauthorized"
 
 
 class Forbidden(ApiError):
@@ -83,15 +88,29 @@ def _body(error: str, code: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
+def _fsm_details(exc: TransitionNotAllowed) -> dict[str, Any] | None:
+    """`{from, to, allowed}` for a transition method that refused to run."""
+    instance, method = getattr(exc, "object", None), getattr(exc, "method", None)
+    meta = getattr(method, "_django_fsm", None)
+    if instance is None or meta is None:
+        return None
+    field = meta.field
+    targets = {t.target for t in meta.transitions.values() if isinstance(t.target, str)}
+    available = getattr(instance, f"get_available_{field.name}_transitions")()
+    return {
+        "from": field.get_state(instance),
+        "to": targets.pop() if len(targets) == 1 else None,
+        "allowed": sorted({t.target for t in available if isinstance(t.target, str)}),
+    }
+
+
 def _as_api_error(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | None:
     """Map any exception we know to (status, body, headers)."""
     if isinstance(exc, ApiError):
-        return exc.status_code, _body(exc.message, exc.error_code, exc.details), {}
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
+        return exc.status_code, _body(exc.message, exc.error_code, exc.details), headers
     if isinstance(exc, TransitionNotAllowed):
-        # Transitions called outside the service's own check: report the state we were in.
-        state = getattr(exc, "object", None)
-        details = {"from": getattr(state, "status", None)} if state is not None else None
-        return 422, _body("Invalid state transition", "invalid_transition", details), {}
+        return 422, _body("Invalid state transition", "invalid_transition", _fsm_details(exc)), {}
     if isinstance(exc, ConcurrentTransition):
         return 409, _body("The resource was changed concurrently; retry", "concurrent_change"), {}
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
@@ -132,6 +151,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if mapped is None:
         return None  # unknown: Django's 500 handling (and its logging) takes over
     status_code, body, headers = mapped
+    # Imported here: rest_framework.views loads the authentication classes, which raise ours.
+    from rest_framework.views import set_rollback
+
     # The request is one transaction: whatever it wrote before failing is rolled back.
     set_rollback()
     return Response(body, status=status_code, headers=headers)

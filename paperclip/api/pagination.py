@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
@@ -92,9 +93,13 @@ class KeysetPagination(BasePagination):
             anchor = _decode(cursor, len(keys))
         elif hasattr(view, "get_pagination_anchor"):
             anchor = view.get_pagination_anchor()
-        if anchor is not None:
-            queryset = queryset.filter(keyset_filter(keys, anchor))
-        rows = list(queryset.order_by(*order_by_args(keys))[: self.limit + 1])
+        try:
+            if anchor is not None:
+                queryset = queryset.filter(keyset_filter(keys, anchor))
+            rows = list(queryset.order_by(*order_by_args(keys))[: self.limit + 1])
+        except (ValueError, TypeError, DjangoValidationError):
+            # A cursor whose values do not fit the columns (hand-made or from another list).
+            raise BadRequest("Invalid cursor", details={"cursor": cursor}) from None
         self.next_cursor = None
         if len(rows) > self.limit:
             rows = rows[: self.limit]

@@ -1,0 +1,97 @@
+"""Runs on the wire: the `X-Paperclip-Run-Id` header rules, run tokens and lease renewal."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import jwt
+from django.conf import settings
+from django.utils import timezone
+
+from agents.models import HeartbeatRun
+from paperclip.api.actors import Actor
+from paperclip.api.errors import BadRequest, Unauthorized, Unprocessable
+from paperclip.api.ids import looks_like_id
+
+RUN_TOKEN_AUDIENCE = "paperclip-run"
+# How often one process may try to renew the same run's lease (the database also refuses
+# renewals within a few seconds of the last one, across processes).
+_RENEW_EVERY_SECONDS = 5.0
+_last_renewal: dict[str, float] = {}
+
+
+def mint_run_token(run: HeartbeatRun) -> str:
+    """A short-lived bearer token bound to the run's agent and the run itself."""
+    now = timezone.now()
+    claims = {
+        "sub": run.agent_id,
+        "run": run.pk,
+        "cmp": run.company_id,
+        "aud": RUN_TOKEN_AUDIENCE,
+        "iat": now,
+        "exp": now + timedelta(seconds=settings.PAPERCLIP_RUN_TOKEN_SECONDS),
+    }
+    return jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256")
+
+
+def read_run_token(token: str) -> dict | None:
+    """The claims of a valid run token, or None (expired, forged, or not a run token)."""
+    try:
+        return jwt.decode(
+            token, settings.SECRET_KEY, algorithms=["HS256"], audience=RUN_TOKEN_AUDIENCE
+        )
+    except jwt.InvalidTokenError:
+        return None
+
+
+def check_run_header(run_id: str | None, token_run_id: str | None) -> str | None:
+    """The run id a request speaks for: the header's, which must match a run token's run."""
+    if run_id is None:
+        return token_run_id
+    if not looks_like_id(run_id, "run"):
+        raise BadRequest("Malformed run id", code="run_id_malformed", details={"runId": run_id})
+    if token_run_id is not None and run_id != token_run_id:
+        raise Unprocessable(
+            "X-Paperclip-Run-Id does not match the run token",
+            code="run_id_mismatch",
+            details={"runId": run_id, "tokenRunId": token_run_id},
+        )
+    return run_id
+
+
+def renew_lease(run_id: str, agent_id: str) -> None:
+    """Every request that carries a run id keeps that run alive (throttled)."""
+    now = time.monotonic()
+    if now - _last_renewal.get(run_id, 0.0) < _RENEW_EVERY_SECONDS:
+        return
+    if len(_last_renewal) > 10_000:  # bounded: forget everything rather than grow
+        _last_renewal.clear()
+    _last_renewal[run_id] = now
+    HeartbeatRun.objects.renew_lease(run_id, agent_id)
+
+
+def resolve_run(actor: Actor, *, required: bool) -> HeartbeatRun | None:
+    """The caller's current run, checked: the agent's own, and not finished or expired.
+
+    Board callers never need one (an unknown header from them is ignored, DESIGN §3). An agent
+    without one gets 401 when the action requires it.
+    """
+    if not actor.is_agent:
+        return None
+    if actor.run_id is None:
+        if required:
+            raise Unauthorized("Agent run id required", code="run_id_required")
+        return None
+    run = HeartbeatRun.objects.filter(pk=actor.run_id).first()
+    if run is None or run.agent_id != actor.agent.pk:
+        raise Unprocessable(
+            "Unknown run for this agent", code="run_unknown", details={"runId": actor.run_id}
+        )
+    if not run.is_live:
+        raise Unprocessable(
+            f"Run is not live ({run.status})",
+            code="run_not_live",
+            details={"runId": run.pk, "status": run.status, "leaseExpiresAt": run.lease_expires_at},
+        )
+    return run
