@@ -18,9 +18,10 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make install           create .venv and install requirements.lock (hash-checked)"
-	@echo "make run               migrate, bootstrap the demo company and serve on http://$(ADDR)/"
+	@echo "make run               migrate, bootstrap the demo company, start the task worker, serve on http://$(ADDR)/"
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
+	@echo "make bench             gunicorn + PostgreSQL benchmark (checkout, inbox, raw UPDATE); results in bench/results/"
 	@echo "make lint              ruff check + ruff format --check"
 	@echo "make format            ruff format + ruff check --fix"
 	@echo "make lock              regenerate requirements.lock from pyproject.toml (uv)"
@@ -46,6 +47,9 @@ run: export PAPERCLIP_API_URL ?= http://$(ADDR)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
+	@# The task worker (wake delivery to HTTP agents) runs beside the server and stops with it.
+	@$(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(ADDR)
 
 # Settings refuse to start without SECRET_KEY when DEBUG is off; tests run with DEBUG off.
@@ -67,6 +71,12 @@ test: $(STAMP)
 test-pg: $(STAMP)
 	@url=$$(scripts/pg-prepare) && export "$$url" && \
 	PAPERCLIP_REQUIRE_POSTGRES=1 $(MAKE) --no-print-directory test
+
+# A throwaway database (created, seeded, dropped by bench/run.py) on the PostgreSQL that
+# pg-prepare readies; gunicorn serves the app as in production. BENCH_* knobs: bench/run.py.
+.PHONY: bench
+bench: $(STAMP)
+	@url=$$(scripts/pg-prepare) && export "$$url" && $(BIN)/python -m bench.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import SAFE_METHODS
 
 from agents.models import Agent, AgentApiKey
-from agents.runs import check_run_header, read_run_token, renew_lease
+from agents.runs import check_run_header, own_run, read_run_token, renew_lease
 from companies.models import hash_token
 from paperclip.api.actors import Actor
 from paperclip.api.authentication import BearerAuthentication, bearer_token, touch_last_used
@@ -14,7 +15,7 @@ AGENT_KEY_PREFIX = "pcp_"
 RUN_ID_HEADER = "HTTP_X_PAPERCLIP_RUN_ID"
 
 
-def agent_actor(agent: Agent, *, run_id: str | None = None) -> Actor:
+def agent_actor(agent: Agent, *, run_id: str | None = None, run=None) -> Actor:
     companies = frozenset({agent.company_id})
     return Actor(
         type="agent",
@@ -23,14 +24,19 @@ def agent_actor(agent: Agent, *, run_id: str | None = None) -> Actor:
         company_ids=companies,
         writable_company_ids=companies if agent.can_mutate else frozenset(),
         run_id=run_id,
+        run=run,
     )
 
 
 def _authenticated(request, agent: Agent, token_run_id: str | None = None):
     run_id = check_run_header(request.META.get(RUN_ID_HEADER) or None, token_run_id)
+    run = None
     if run_id is not None:
         renew_lease(run_id, agent.pk)
-    return agent, agent_actor(agent, run_id=run_id)
+        if request.method not in SAFE_METHODS:
+            # Every write records its run id: it must name a run of this agent (DESIGN §3).
+            run = own_run(run_id, agent)
+    return agent, agent_actor(agent, run_id=run_id, run=run)
 
 
 class AgentKeyAuthentication(BearerAuthentication):

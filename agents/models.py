@@ -32,7 +32,12 @@ class Team(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), "company", name="team_name_unique_per_company")
+            models.UniqueConstraint(
+                Lower("name"),
+                "company",
+                name="team_name_unique_per_company",
+                violation_error_message="A team with this name already exists.",
+            )
         ]
 
     def __str__(self) -> str:
@@ -98,7 +103,12 @@ class Agent(ConcurrentTransitionMixin, models.Model):
         ordering = ["name"]
         constraints = [
             # Names are matched case-insensitively (@-mentions), so they are unique that way.
-            models.UniqueConstraint(Lower("name"), "company", name="agent_name_unique_per_company")
+            models.UniqueConstraint(
+                Lower("name"),
+                "company",
+                name="agent_name_unique_per_company",
+                violation_error_message="An agent with this name already exists.",
+            )
         ]
 
     def __str__(self) -> str:

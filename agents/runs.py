@@ -71,6 +71,16 @@ def renew_lease(run_id: str, agent_id: str) -> None:
     HeartbeatRun.objects.renew_lease(run_id, agent_id)
 
 
+def own_run(run_id: str, agent) -> HeartbeatRun:
+    """The run `run_id` names, which must be one of `agent`'s (else 422)."""
+    run = HeartbeatRun.objects.filter(pk=run_id).first()
+    if run is None or run.agent_id != agent.pk:
+        raise Unprocessable(
+            "Unknown run for this agent", code="run_unknown", details={"runId": run_id}
+        )
+    return run
+
+
 def resolve_run(actor: Actor, *, required: bool) -> HeartbeatRun | None:
     """The caller's current run, checked: the agent's own, and not finished or expired.
 
@@ -83,11 +93,7 @@ def resolve_run(actor: Actor, *, required: bool) -> HeartbeatRun | None:
         if required:
             raise Unauthorized("Agent run id required", code="run_id_required")
         return None
-    run = HeartbeatRun.objects.filter(pk=actor.run_id).first()
-    if run is None or run.agent_id != actor.agent.pk:
-        raise Unprocessable(
-            "Unknown run for this agent", code="run_unknown", details={"runId": actor.run_id}
-        )
+    run = actor.run or own_run(actor.run_id, actor.agent)
     if not run.is_live:
         raise Unprocessable(
             f"Run is not live ({run.status})",

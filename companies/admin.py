@@ -1,0 +1,285 @@
+"""The admin: the board's first screen. Writes go through the same services as the API.
+
+The bases here are shared by the agents and issues admins: `CompanyScopedAdmin` (tenancy: staff
+who are not superusers see and pick only their companies' rows), `ServiceAdmin` (the change form
+saves through a service; a refusal is shown as a message, never a 500), `ServiceFSMAdmin` (its
+transition buttons too) and `ReadOnlyAdmin` (logs and records).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import models
+from django.http import HttpResponseRedirect
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from django_fsm.admin import FSMAdminMixin
+from rest_framework.exceptions import APIException
+
+from companies import services
+from companies.authentication import board_actor
+from companies.models import ActivityEvent, BoardToken, Company, Membership, User
+from paperclip.api.errors import ApiError
+
+# What a service raises when it refuses a change: shown to the admin user, never a 500.
+SERVICE_REFUSALS = (APIException, TransitionNotAllowed, ConcurrentTransition)
+
+
+def _flatten(detail: Any) -> list[str]:
+    if isinstance(detail, dict):
+        return [f"{key}: {text}" for key, value in detail.items() for text in _flatten(value)]
+    if isinstance(detail, list):
+        return [text for value in detail for text in _flatten(value)]
+    return [str(detail)]
+
+
+def refusal_message(exc: Exception) -> str:
+    if isinstance(exc, ApiError):
+        return exc.message
+    if isinstance(exc, APIException):
+        return " ".join(_flatten(exc.detail))
+    return str(exc)
+
+
+def member_company_ids(user: User) -> list[str]:
+    return list(user.memberships.values_list("company_id", flat=True))
+
+
+def in_company(value: models.Model, company_id: str) -> bool:
+    if isinstance(value, User):
+        return value.memberships.filter(company_id=company_id).exists()
+    return getattr(value, "company_id", company_id) == company_id
+
+
+class SameCompanyForm(forms.ModelForm):
+    """Every row picked on the form belongs to the edited row's company (as ids do on the API)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        company = cleaned.get("company")
+        company_id = company.pk if company else getattr(self.instance, "company_id", None)
+        if company_id is None:
+            return cleaned
+        for name, value in list(cleaned.items()):
+            values = value if isinstance(value, models.QuerySet | list) else [value]
+            if any(isinstance(v, models.Model) and not in_company(v, company_id) for v in values):
+                self.add_error(name, "Pick one of this company's own.")
+        return cleaned
+
+
+class CompanyScopedAdmin(admin.options.BaseModelAdmin):
+    """Tenancy for the admin, in one place: superusers see everything; other staff see, and pick
+    in forms, only rows of the companies they have a membership in. A row never changes company.
+    """
+
+    company_lookup = "company"  # the path from the admin's model to its Company
+    form = SameCompanyForm
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        ids = member_company_ids(request.user)
+        return queryset.filter(**{f"{self.company_lookup}__in": ids})
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and "company" in form.base_fields:
+            # Disabled rather than read-only: still validated, so per-company unique names hold.
+            form.base_fields["company"].disabled = True
+        return form
+
+    def _scoped_choices(self, request, db_field, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if request is None or request.user.is_superuser:
+            return kwargs
+        model = db_field.related_model
+        ids = member_company_ids(request.user)
+        queryset = kwargs.get("queryset", model._default_manager.all())
+        if model is Company:
+            kwargs["queryset"] = queryset.filter(pk__in=ids)
+        elif model is User:
+            kwargs["queryset"] = queryset.filter(memberships__company__in=ids).distinct()
+        elif any(field.name == "company" for field in model._meta.fields):
+            kwargs["queryset"] = queryset.filter(company__in=ids)
+        return kwargs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        kwargs = self._scoped_choices(request, db_field, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs = self._scoped_choices(request, db_field, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A log or a record the admin may look at but never write."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    """The change form saves through a service; a refusal rolls the request back and is shown.
+
+    Subclasses implement `create` and `update`; `changes` holds only what the form changed, so
+    the service's diff (and the activity row) names exactly what the board user touched.
+    """
+
+    def create(self, request, form) -> models.Model:
+        raise NotImplementedError
+
+    def update(self, request, obj, changes: dict[str, Any], form) -> models.Model:
+        raise NotImplementedError
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except SERVICE_REFUSALS as exc:  # the admin's transaction has rolled back
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            changed = self.model_data(form)
+            changes = {name: changed[name] for name in form.changed_data if name in changed}
+            saved = self.update(request, obj, changes, form)
+        else:
+            saved = self.create(request, form)
+        # The admin goes on with the form's instance (save_related, the log, the redirect).
+        vars(obj).update(vars(saved))
+
+    @staticmethod
+    def model_data(form, *exclude: str) -> dict[str, Any]:
+        """The form's model fields (not its extra fields) as a service's `data`."""
+        names = {field.name for field in form._meta.model._meta.get_fields()} - set(exclude)
+        return {name: value for name, value in form.cleaned_data.items() if name in names}
+
+
+class ServiceFSMAdmin(FSMAdminMixin, ServiceAdmin):
+    """FSM transition buttons on the change page, applied by `transition` (a service call)
+    instead of calling the model's method and saving, so the API's rules and the activity row
+    apply to the admin too.
+    """
+
+    def transition(self, request, obj, name: str) -> None:
+        raise NotImplementedError
+
+    def _transition_names(self) -> set[str]:
+        """The transitions a button may name (those marked `admin: False` are not offered)."""
+        return {
+            t.name
+            for field in self.fsm_fields
+            for t in self.model._meta.get_field(field).get_all_transitions(self.model)
+            if self.is_fsm_transition_visible(t)
+        }
+
+    def response_change(self, request, obj):
+        name = request.POST.get(self.fsm_post_param)
+        if name and name not in self._transition_names():
+            self.message_user(request, f"Unknown transition '{name}'.", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
+
+    def _apply_fsm_transition(self, *, obj, transition_name, request, kwargs=None) -> bool:
+        try:
+            self.transition(request, obj, transition_name)
+        except SERVICE_REFUSALS as exc:
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+            return False
+        transition = self._get_fsm_transition_by_name(obj=obj, transition_name=transition_name)
+        self.message_user(request, f"{self.get_fsm_label(transition)}: done.", messages.SUCCESS)
+        return True
+
+
+class MembershipInline(CompanyScopedAdmin, admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user", "company"]
+    form = forms.ModelForm  # the membership's own company is the FK being chosen
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Django's user admin, with our `usr_` id shown and the user's seats inline."""
+
+    fieldsets = ((None, {"fields": ("id", "username", "password")}), *DjangoUserAdmin.fieldsets[1:])
+    readonly_fields = ("id",)
+    list_display = ("username", "email", "is_staff", "is_superuser", "id")
+    inlines = [MembershipInline]
+
+
+@admin.register(Company)
+class CompanyAdmin(CompanyScopedAdmin, ServiceAdmin):
+    company_lookup = "pk"
+    form = forms.ModelForm
+    list_display = ("name", "issue_prefix", "status", "issue_counter", "created_at")
+    list_filter = ("status",)
+    search_fields = ("name", "issue_prefix")
+    readonly_fields = ("id", "issue_prefix", "issue_counter", "created_at", "updated_at")
+    fields = (
+        ("id", "issue_prefix", "issue_counter"),
+        "name",
+        "description",
+        "status",
+        "budget_monthly_cents",
+        ("created_at", "updated_at"),
+    )
+    add_fields = ("name", "description", "budget_monthly_cents")
+    inlines = [MembershipInline]
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else super().get_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        # The creating user becomes the owner; further seats are added once the company exists.
+        return self.inlines if obj is not None else []
+
+    def create(self, request, form):
+        return services.company_create(actor=board_actor(request.user), **form.cleaned_data)
+
+    def update(self, request, obj, changes, form):
+        return services.company_update(
+            actor=board_actor(request.user), company=obj, changes=changes
+        )
+
+
+@admin.register(BoardToken)
+class BoardTokenAdmin(ReadOnlyAdmin):
+    """Tokens are created by `manage.py create_board_token`, which prints the token once; only
+    its hash is stored, so nothing here can show it.
+    """
+
+    list_display = ("token_prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("user__username", "name", "token_prefix")
+    fields = ("user", "name", "token_prefix", "token_hash", "created_at", "last_used_at")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("user")
+        return queryset if request.user.is_superuser else queryset.filter(user=request.user)
+
+
+@admin.register(ActivityEvent)
+class ActivityEventAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+    list_display = ("created_at", "action", "entity", "actor", "company")
+    list_filter = ("action", "entity_type", "actor_type")
+    search_fields = ("entity_id", "issue_id")
+    list_select_related = ("company",)
+
+    @admin.display(description="entity")
+    def entity(self, event: ActivityEvent) -> str:
+        return f"{event.entity_type} {event.entity_id}"
+
+    @admin.display(description="actor")
+    def actor(self, event: ActivityEvent) -> str:
+        return f"{event.actor_type} {event.actor_id}"

@@ -17,6 +17,7 @@ from companies.models import (
     new_secret,
 )
 from paperclip.api.actors import Actor
+from paperclip.api.serializers import camel
 
 PREFIX_LENGTH = 3
 
@@ -50,12 +51,17 @@ def _wire_value(value: Any) -> Any:
 
 
 def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Set the changed fields on `instance`; answer `{field: {"from", "to"}}` for the log."""
+    """Set the changed fields on `instance`; answer `{wireName: {"from", "to"}}` for the log.
+
+    Keys are the API's names (`assignee_agent` → `assigneeAgentId`), so the log reads like the
+    request that caused it.
+    """
     diff = {}
     for name, new in changes.items():
         old = getattr(instance, name)
         if _wire_value(old) != _wire_value(new):
-            diff[name] = {"from": _wire_value(old), "to": _wire_value(new)}
+            wire_name = camel(instance._meta.get_field(name).attname)
+            diff[wire_name] = {"from": _wire_value(old), "to": _wire_value(new)}
             setattr(instance, name, new)
     return diff
 

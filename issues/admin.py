@@ -1,0 +1,201 @@
+"""Issues in the admin. Every write goes through `issues.services`, like the API's: the status
+moves only by the transition buttons, and each save bumps the version and logs one activity row.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, SameCompanyForm, ServiceFSMAdmin
+from companies.authentication import board_actor
+from issues import services
+from issues.models import TRANSITION_TO, Comment, Goal, Issue, Label, Project
+
+# The status each PATCH-able transition leads to; `reopen` has its own service.
+PATCH_TARGETS = {name: target for target, name in TRANSITION_TO.items()}
+
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "priority",
+    "assignee_agent",
+    "assignee_user",
+    "project",
+    "goal",
+    "team",
+    "parent",
+    "labels",
+    "dependencies",
+    "billing_code",
+    "budget_usd",
+    "due_at",
+    "hidden_at",
+)
+RECORD_FIELDS = (
+    "number",
+    "version",
+    "created_by_agent",
+    "created_by_user",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "cancelled_at",
+    "failed_at",
+    "checkout_run",
+    "execution_locked_at",
+)
+
+
+class IssueForm(SameCompanyForm):
+    new_comment = forms.CharField(
+        label="Add a comment",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Posted as you when you save; allowed on finished issues too.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        # Naming one assignee replaces the other, as on the API.
+        for name, other in (
+            ("assignee_agent", "assignee_user"),
+            ("assignee_user", "assignee_agent"),
+        ):
+            if cleaned.get(name) and name in self.changed_data and other not in self.changed_data:
+                cleaned[other] = None
+        return cleaned
+
+
+class CommentInline(admin.TabularInline):
+    """Comments are read here; a new one is added with the form's "Add a comment" field."""
+
+    model = Comment
+    fields = ("created_at", "author", "body")
+    readonly_fields = fields
+    extra = 0
+
+    @admin.display(description="author")
+    def author(self, comment: Comment):
+        return comment.author_agent or comment.author_user
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Issue)
+class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
+    form = IssueForm
+    fsm_fields = ["status"]
+    list_display = (
+        "identifier",
+        "title",
+        "status",
+        "priority",
+        "assignee",
+        "project",
+        "updated_at",
+    )
+    list_filter = (
+        "status",
+        "priority",
+        ("assignee_agent", admin.RelatedOnlyFieldListFilter),
+        ("project", admin.RelatedOnlyFieldListFilter),
+        ("labels", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = ("identifier", "title")
+    list_select_related = ("assignee_agent", "assignee_user", "project")
+    autocomplete_fields = ("parent", "dependencies")
+    readonly_fields = ("identifier", *RECORD_FIELDS)
+    fieldsets = (
+        (None, {"fields": ("company", "identifier", "status", *EDITABLE_FIELDS)}),
+        (None, {"fields": ("new_comment",)}),
+        ("Record", {"fields": RECORD_FIELDS, "classes": ("collapse",)}),
+    )
+    add_fieldsets = ((None, {"fields": ("company", *EDITABLE_FIELDS)}),)
+    inlines = [CommentInline]
+
+    @admin.display(description="assignee")
+    def assignee(self, issue: Issue):
+        return issue.assignee_agent or issue.assignee_user
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is not None and obj.is_terminal:  # frozen: only a comment (or a reopen) is taken
+            readonly += EDITABLE_FIELDS
+        return readonly
+
+    def create(self, request, form):
+        return services.issue_create(
+            actor=board_actor(request.user),
+            company=form.cleaned_data["company"],
+            data=self.model_data(form, "company"),
+        )
+
+    def update(self, request, obj, changes, form):
+        return services.issue_update(
+            actor=board_actor(request.user),
+            issue=obj,
+            changes=changes,
+            comment=form.cleaned_data.get("new_comment") or None,
+        )
+
+    def save_related(self, request, form, formsets, change):
+        # Not form.save_m2m(): the service has written labels and dependencies already.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def transition(self, request, obj, name):
+        actor = board_actor(request.user)
+        if name == "reopen":
+            services.issue_reopen(actor=actor, issue=obj)
+        else:
+            services.issue_update(actor=actor, issue=obj, changes={"status": PATCH_TARGETS[name]})
+
+    def delete_model(self, request, obj):
+        services.issue_delete(actor=board_actor(request.user), issue=obj)
+
+    def delete_queryset(self, request, queryset):
+        for issue in queryset:
+            services.issue_delete(actor=board_actor(request.user), issue=issue)
+
+
+@admin.register(Comment)
+class CommentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+    list_display = ("id", "issue", "author_agent", "author_user", "created_at")
+    search_fields = ("issue__identifier", "body")
+    list_select_related = ("issue", "author_agent", "author_user")
+
+
+@admin.register(Goal)
+class GoalAdmin(CompanyScopedAdmin, admin.ModelAdmin):
+    list_display = ("title", "company", "level", "status", "owner_agent")
+    list_filter = ("level", "status", "company")
+    search_fields = ("title",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Project)
+class ProjectAdmin(CompanyScopedAdmin, admin.ModelAdmin):
+    list_display = ("name", "company", "status", "lead_agent", "target_date")
+    list_filter = ("status", "company")
+    search_fields = ("name",)
+    filter_horizontal = ("goals",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Label)
+class LabelAdmin(CompanyScopedAdmin, admin.ModelAdmin):
+    list_display = ("name", "company", "color")
+    list_filter = ("company",)
+    search_fields = ("name",)

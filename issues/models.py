@@ -94,7 +94,12 @@ class Label(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), "company", name="label_name_unique_per_company")
+            models.UniqueConstraint(
+                Lower("name"),
+                "company",
+                name="label_name_unique_per_company",
+                violation_error_message="A label with this name already exists.",
+            )
         ]
 
     def __str__(self) -> str:
@@ -288,6 +293,7 @@ class Issue(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(
                 condition=Q(assignee_agent__isnull=True) | Q(assignee_user__isnull=True),
                 name="issue_at_most_one_assignee",
+                violation_error_message="An issue has at most one assignee: an agent or a user.",
             ),
         ]
         indexes = [

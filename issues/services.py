@@ -36,6 +36,7 @@ from paperclip.api.errors import (
 
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
+M2M_WIRE_NAMES = {"labels": "labelIds", "dependencies": "dependencyIds"}
 
 
 def _log(actor: Actor, issue: Issue, action: str, details: dict[str, Any], *, entity=None) -> None:
@@ -180,7 +181,9 @@ def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Iss
 
 
 def _lock(issue: Issue) -> Issue:
-    return Issue.objects.select_for_update().select_related("assignee_agent").get(pk=issue.pk)
+    """The issue's row, locked until the transaction ends. No joins: PostgreSQL re-reads a
+    locked row after waiting for a concurrent writer, but not the rows joined to it."""
+    return Issue.objects.select_for_update().get(pk=issue.pk)
 
 
 def _check_if_match(issue: Issue, if_match: str | None) -> None:
@@ -255,7 +258,7 @@ def issue_update(
         after = {value.pk for value in values}
         if before != after:
             getattr(issue, name).set(values)
-            diff[name] = {"from": sorted(before), "to": sorted(after)}
+            diff[M2M_WIRE_NAMES[name]] = {"from": sorted(before), "to": sorted(after)}
 
     if issue.status == Status.IN_PROGRESS and issue.assignee_agent_id != previous_agent:
         # The lock belongs to the previous assignee's run; the new assignee checks out afresh.
@@ -278,7 +281,7 @@ def issue_update(
         issue.save()
         _log(actor, issue, "issue.updated", {"changes": diff})
         if issue.status not in (Status.BACKLOG, *TERMINAL_STATUSES):
-            if "assignee_agent" in diff:
+            if "assigneeAgentId" in diff:
                 wakes.add(issue.assignee_agent, Source.ASSIGNMENT, "issue_assigned")
             if diff.get("status", {}).get("from") == Status.BACKLOG:
                 wakes.add(issue.assignee_agent, Source.ASSIGNMENT, "issue_ready")
@@ -434,8 +437,8 @@ def issue_checkout(
             wakes.send(issue_id=issue.pk)
         return issue
 
-    issue = Issue.objects.select_for_update().select_related("checkout_run").get(pk=issue.pk)
-    holder = issue.checkout_run
+    issue = _lock(issue)
+    holder = issue.checkout_run  # loaded after the lock: the winner's run, not a stale one
     if run is not None and holder is not None and holder.pk == run.pk:
         return issue  # the same run again
     if (

@@ -24,8 +24,10 @@ class Actor:
     company_ids: frozenset[str] = field(default_factory=frozenset)
     writable_company_ids: frozenset[str] = field(default_factory=frozenset)
     is_instance_admin: bool = False
-    # The run id the caller sent in `X-Paperclip-Run-Id` (agents only; validated later).
+    # The run id the caller sent in `X-Paperclip-Run-Id` (agents only), and on writes the run
+    # itself, checked to be this agent's (agents.authentication).
     run_id: str | None = None
+    run: Any = None
 
     @property
     def is_agent(self) -> bool:

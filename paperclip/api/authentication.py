@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
@@ -22,10 +23,14 @@ def bearer_token(request) -> str | None:
 
 
 def touch_last_used(queryset, row) -> None:
-    """Record a key's use, at most once per LAST_USED_PRECISION."""
+    """Record a key's use, at most once per LAST_USED_PRECISION.
+
+    After the request commits, not inside it: a write inside would hold the key's row lock for
+    the whole request and queue the same agent's concurrent requests behind it.
+    """
     now = timezone.now()
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
-        queryset.filter(pk=row.pk).update(last_used_at=now)
+        transaction.on_commit(lambda: queryset.filter(pk=row.pk).update(last_used_at=now))
 
 
 class BearerAuthentication(BaseAuthentication):

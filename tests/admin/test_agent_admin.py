@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from agents.models import Agent
+from companies.models import ActivityEvent
+from tests import factories
+from tests.admin import buttons, form_data, messages_of
+
+
+def change_url(agent: Agent) -> str:
+    return reverse("admin:agents_agent_change", args=[agent.pk])
+
+
+@pytest.fixture
+def staff(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def press(client, agent: Agent, transition: str):
+    data = form_data(client.get(change_url(agent)))
+    return client.post(change_url(agent), data | {"_fsm_transition_to": transition}, follow=True)
+
+
+def test_change_page_offers_pause_and_terminate_for_an_active_agent(staff, agent):
+    response = staff.get(change_url(agent))
+
+    assert response.status_code == 200
+    assert set(buttons(response)) == {"pause", "terminate"}
+    assert b'name="status"' not in response.content  # read-only: no free field
+
+
+def test_pause_button_pauses_through_the_service(staff, agent, admin_user):
+    response = press(staff, agent, "pause")
+
+    assert "Pause: done." in messages_of(response)
+    agent.refresh_from_db()
+    assert agent.status == Agent.Status.PAUSED
+    event = ActivityEvent.objects.get(action="agent.paused")
+    assert (event.actor_id, event.entity_id) == (admin_user.pk, agent.pk)
+    assert event.details == {"status": {"from": "active", "to": "paused"}}
+
+
+def test_resume_on_an_active_agent_is_refused(staff, agent):
+    response = press(staff, agent, "resume")
+
+    assert len(messages_of(response)) == 1
+    assert "resume" in messages_of(response)[0]
+    agent.refresh_from_db()
+    assert agent.status == Agent.Status.ACTIVE
+    assert not ActivityEvent.objects.exists()
+
+
+def test_terminate_button_revokes_the_agents_keys(staff, agent):
+    key = factories.AgentApiKeyFactory(agent=agent)
+
+    press(staff, agent, "terminate")
+
+    agent.refresh_from_db()
+    key.refresh_from_db()
+    assert agent.status == Agent.Status.TERMINATED
+    assert key.revoked_at is not None
+    assert ActivityEvent.objects.filter(action="agent.terminated").count() == 1
+
+
+def test_editing_an_agent_logs_what_changed(staff, agent):
+    manager = factories.AgentFactory(company=agent.company, name="Boss")
+    data = form_data(staff.get(change_url(agent))) | {"title": "Lead", "reports_to": manager.pk}
+
+    response = staff.post(change_url(agent), data)
+
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert (agent.title, agent.reports_to) == ("Lead", manager)
+    assert ActivityEvent.objects.get(action="agent.updated").details == {
+        "changes": {
+            "title": {"from": "", "to": "Lead"},
+            "reportsToId": {"from": None, "to": manager.pk},
+        }
+    }
+
+
+def test_agents_are_terminated_not_deleted(staff, agent):
+    url = reverse("admin:agents_agent_delete", args=[agent.pk])
+
+    assert staff.post(url, {"post": "yes"}).status_code == 403
+    assert Agent.objects.filter(pk=agent.pk).exists()
+
+
+def test_a_name_taken_in_the_company_is_a_form_error(staff, agent):
+    factories.AgentFactory(company=agent.company, name="Taken")
+    data = form_data(staff.get(change_url(agent))) | {"name": "taken", "company": "cmp_forged"}
+
+    response = staff.post(change_url(agent), data)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors() == [
+        "An agent with this name already exists."
+    ]
+    agent.refresh_from_db()
+    assert agent.name == "Builder"
