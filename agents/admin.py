@@ -69,9 +69,18 @@ class AgentApiKeyAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
 
 @admin.register(HeartbeatRun)
 class HeartbeatRunAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
-    list_display = ("id", "agent", "status", "invocation_source", "created_at", "finished_at")
+    list_display = (
+        "id",
+        "agent",
+        "status",
+        "wake_reason",
+        "issue_id",
+        "lease_expires_at",
+        "created_at",
+        "finished_at",
+    )
     list_filter = ("status", "invocation_source")
-    search_fields = ("id", "agent__name")
+    search_fields = ("id", "agent__name", "issue_id")
     list_select_related = ("agent",)
 
 

@@ -5,8 +5,12 @@ moves only by the transition buttons, and each save bumps the version and logs o
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
+from agents.models import HeartbeatRun
 from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, SameCompanyForm, ServiceFSMAdmin
 from companies.authentication import board_actor
 from issues import services
@@ -113,10 +117,12 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     search_fields = ("identifier", "title")
     list_select_related = ("assignee_agent", "assignee_user", "project")
     autocomplete_fields = ("parent", "dependencies")
-    readonly_fields = ("identifier", *RECORD_FIELDS)
+    readonly_fields = ("identifier", "lock_holder", "runs", *RECORD_FIELDS)
+    actions = ["force_release"]
     fieldsets = (
         (None, {"fields": ("company", "identifier", "status", *EDITABLE_FIELDS)}),
         (None, {"fields": ("new_comment",)}),
+        ("Work", {"fields": ("lock_holder", "runs")}),
         ("Record", {"fields": RECORD_FIELDS, "classes": ("collapse",)}),
     )
     add_fieldsets = ((None, {"fields": ("company", *EDITABLE_FIELDS)}),)
@@ -125,6 +131,51 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     @admin.display(description="assignee")
     def assignee(self, issue: Issue):
         return issue.assignee_agent or issue.assignee_user
+
+    @admin.display(description="lock holder")
+    def lock_holder(self, issue: Issue):
+        run = issue.checkout_run
+        if run is None:
+            return "—"
+        state = "live" if run.is_live else "stale: released by the next checkout or the cleanup"
+        return format_html(
+            '<a href="{}">{}</a> · {} · {} ({})',
+            reverse("admin:agents_heartbeatrun_change", args=[run.pk]),
+            run.pk,
+            run.agent,
+            run.status,
+            state,
+        )
+
+    @admin.display(description="runs (newest first)")
+    def runs(self, issue: Issue):
+        runs = HeartbeatRun.objects.for_issue(issue.pk).select_related("agent")[:20]
+        if not runs:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a> · {} · {} · {}',
+            (
+                (
+                    reverse("admin:agents_heartbeatrun_change", args=[run.pk]),
+                    run.pk,
+                    run.agent,
+                    run.status,
+                    run.wake_reason or run.invocation_source,
+                )
+                for run in runs
+            ),
+        )
+
+    @admin.action(description="Force-release the checkout lock of the selected issues")
+    def force_release(self, request, queryset):
+        """The board's escape hatch: drop the lock whoever holds it (in_progress → todo)."""
+        actor = board_actor(request.user)
+        released = 0
+        for issue in queryset.filter(checkout_run__isnull=False):
+            services.issue_force_release(actor=actor, issue=issue)
+            released += 1
+        self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
