@@ -77,7 +77,8 @@ def deliver_wake(run_id: str, attempt: int) -> bool:
     if not url:
         return False
     body = json.dumps(wake_payload(run), separators=(",", ":"))
-    message_id = f"{run.pk}.{attempt}"
+    # One id per wake, the same on every retry: receivers drop duplicates by it.
+    message_id = run.pk
     headers = {"Content-Type": "application/json", "User-Agent": "paperclip-django"}
     if run.agent.webhook_secret:
         now = timezone.now()

@@ -118,7 +118,12 @@ class Wakes:
     pending: dict[str, tuple[Agent, str, str, dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, agent: Agent | None, source: str, reason: str, **context: Any) -> None:
-        if agent is None or agent.pk in self.pending:
+        if agent is None:
+            return
+        if agent.pk in self.pending:
+            # One wake per agent: the first reason stands, later context (a comment id) joins it.
+            for key, value in context.items():
+                self.pending[agent.pk][3].setdefault(key, value)
             return
         if self.actor.is_agent and self.actor.agent.pk == agent.pk:
             return  # an agent's own actions never wake itself
