@@ -498,3 +498,199 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id} on {self.issue_id}"
+
+
+# --- Knowledge attached to issues: documents, attachments, approvals (DESIGN §6) ---
+
+DOCUMENT_KEY = r"^[a-z0-9][a-z0-9_-]*$"
+DOCUMENT_KEY_MAX = 64
+DOCUMENT_BODY_MAX = 512 * 1024
+
+
+class Document(models.Model):
+    """A keyed, revisioned text artifact of an issue (`plan`, `design`, `notes`, ...)."""
+
+    class Format(models.TextChoices):
+        MARKDOWN = "markdown"
+
+    id = PrefixedIdField(prefix="doc")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="documents")
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="documents")
+    key = models.CharField(max_length=DOCUMENT_KEY_MAX)
+    title = models.CharField(max_length=300, blank=True, default="")
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.MARKDOWN)
+    body = models.TextField(blank=True, default="")
+    # The revision an update must name as its base (optimistic concurrency).
+    latest_revision = models.ForeignKey(
+        "DocumentRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["issue", "key"], name="document_key_per_issue")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}/{self.key}"
+
+
+class DocumentRevision(models.Model):
+    """Append-only: every PUT adds one; the document shows the newest."""
+
+    id = PrefixedIdField(prefix="rev")
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    title = models.CharField(max_length=300, blank=True, default="")
+    body = models.TextField(blank=True, default="")
+    change_summary = models.CharField(max_length=500, blank=True, default="")
+    author_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "number"], name="revision_number_per_doc")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document} r{self.number}"
+
+
+class Attachment(models.Model):
+    """A file on an issue, kept in the configured storage (file system or S3-compatible)."""
+
+    id = PrefixedIdField(prefix="att")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="attachments")
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="attachments")
+    comment = models.ForeignKey(
+        Comment, null=True, blank=True, on_delete=models.SET_NULL, related_name="attachments"
+    )
+    file = models.FileField(max_length=500)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    byte_size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_by_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class Approval(ConcurrentTransitionMixin, models.Model):
+    """A decision the board makes for an agent (hire, strategy, budget), guarded like issues."""
+
+    class Type(models.TextChoices):
+        HIRE_AGENT = "hire_agent"
+        APPROVE_CEO_STRATEGY = "approve_ceo_strategy"
+        BUDGET_OVERRIDE_REQUIRED = "budget_override_required"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        REVISION_REQUESTED = "revision_requested"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        CANCELLED = "cancelled"
+
+    id = PrefixedIdField(prefix="apr")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="approvals")
+    type = models.CharField(max_length=32, choices=Type.choices)
+    status = FSMField(max_length=32, choices=Status.choices, default=Status.PENDING, protected=True)
+    payload = models.JSONField(default=dict, blank=True)
+    issues = models.ManyToManyField(Issue, blank=True, related_name="approvals")
+    requested_by_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
+    requested_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_note = models.TextField(blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["company", "status"], name="approval_company_status")]
+
+    def __str__(self) -> str:
+        return f"{self.type} ({self.status})"
+
+    def _decide(self) -> None:
+        self.decided_at = timezone.now()
+
+    @transition(field=status, source=Status.PENDING, target=Status.APPROVED)
+    def approve(self) -> None:
+        """The board says yes: sets decided_at; the service wakes the requester."""
+        self._decide()
+
+    @transition(field=status, source=Status.PENDING, target=Status.REJECTED)
+    def reject(self) -> None:
+        """The board says no: sets decided_at. Final."""
+        self._decide()
+
+    @transition(field=status, source=Status.PENDING, target=Status.REVISION_REQUESTED)
+    def request_revision(self) -> None:
+        """The board asks the requester to change the request and resubmit."""
+        self._decide()
+
+    @transition(field=status, source=Status.REVISION_REQUESTED, target=Status.PENDING)
+    def resubmit(self) -> None:
+        """The requester sends the revised request back; the decision is cleared."""
+        self.decided_at = None
+
+    @transition(
+        field=status,
+        source=[Status.PENDING, Status.REVISION_REQUESTED],
+        target=Status.CANCELLED,
+    )
+    def cancel(self) -> None:
+        """Withdrawn before a decision."""
+
+
+class ApprovalComment(models.Model):
+    id = PrefixedIdField(prefix="cmt")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="comments")
+    author_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} on {self.approval_id}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -19,10 +22,22 @@ from issues.models import (
     INITIAL_STATUSES,
     TERMINAL_STATUSES,
     TRANSITION_TO,
+    Approval,
+    ApprovalComment,
+    Attachment,
     Comment,
+    Document,
+    DocumentRevision,
+    Goal,
     Issue,
     Status,
     patchable_targets,
+)
+from issues.storage import (
+    accepted_content_type,
+    delete_stored_on_commit,
+    safe_file_name,
+    storage_name,
 )
 from paperclip.api.actors import Actor
 from paperclip.api.errors import (
@@ -33,6 +48,7 @@ from paperclip.api.errors import (
     PreconditionFailed,
     Unprocessable,
 )
+from paperclip.api.serializers import camel
 
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
@@ -91,16 +107,15 @@ def _check_assignees(changes: dict[str, Any]) -> None:
         raise Unprocessable("Cannot assign a terminated agent", code="agent_terminated")
 
 
-def _check_parent(issue: Issue, parent: Issue | None) -> None:
-    if parent is None:
-        return
+def _refuse_cycle(record, parent, *, kind: str) -> None:
+    """A record (issue or goal) may not become its own ancestor through `parent`."""
     node, depth = parent, 0
     while node is not None and depth < 1000:
-        if node.pk == issue.pk:
+        if node.pk == record.pk:
             raise BadRequest(
                 "Validation failed",
                 code="validation_error",
-                details={"parentId": ["An issue cannot be its own ancestor."]},
+                details={"parentId": [f"{kind} cannot be its own ancestor."]},
             )
         node, depth = node.parent, depth + 1
 
@@ -249,7 +264,7 @@ def issue_update(
 
     _check_assignees(changes)
     if "parent" in changes:
-        _check_parent(issue, changes["parent"])
+        _refuse_cycle(issue, changes["parent"], kind="An issue")
     m2m = {name: changes.pop(name) for name in M2M_FIELDS if name in changes}
     previous_agent = issue.assignee_agent_id
     diff = apply_changes(issue, changes)
@@ -306,7 +321,9 @@ def issue_delete(*, actor: Actor, issue: Issue) -> None:
     """Delete an issue (board only); the log keeps a row saying what it was."""
     issue = _lock(issue)
     _log(actor, issue, "issue.deleted", {"identifier": issue.identifier, "title": issue.title})
+    files = list(issue.attachments.values_list("file", flat=True))
     issue.delete()
+    delete_stored_on_commit(files)
 
 
 def _add_comment(actor: Actor, issue: Issue, body: str, wakes: Wakes) -> Comment:
@@ -530,3 +547,331 @@ def release_stale_lock(*, actor: Actor, issue: Issue) -> dict[str, Any]:
     issue.save()
     _log(actor, issue, "issue.stale_lock_released", {"runId": run_id, "status": issue.status})
     return {"issueId": issue.pk, "identifier": issue.identifier, "runId": run_id}
+
+
+# --- Documents (DESIGN §6): append-only revisions, optimistic concurrency on the base ---
+
+
+@transaction.atomic
+def document_put(
+    *,
+    actor: Actor,
+    issue: Issue,
+    key: str,
+    title: str,
+    body: str,
+    change_summary: str = "",
+    base_revision_id: str | None = None,
+) -> tuple[Document, bool]:
+    """Create (no base) or revise (the current base) an issue's document; answers (doc, created).
+
+    Writes to one issue's documents queue on the issue's row lock, so of two PUTs naming the
+    same base exactly one wins and the other gets 409 with the revision it missed.
+    """
+    issue = _lock(issue)
+    ensure_agent_may_mutate(actor, issue)
+    _hold_lock(actor, issue)
+    document = Document.objects.filter(issue=issue, key=key).first()
+    if document is None and base_revision_id:
+        raise Conflict("Document does not exist yet", code="document_missing", details={"key": key})
+    if document is not None:
+        current = document.latest_revision_id
+        if not base_revision_id:
+            raise Conflict(
+                "Document update requires baseRevisionId",
+                code="document_base_required",
+                details={"currentRevisionId": current},
+            )
+        if base_revision_id != current:
+            raise Conflict(
+                "Document was updated by someone else",
+                code="document_stale_base",
+                details={"currentRevisionId": current, "baseRevisionId": base_revision_id},
+            )
+    created = document is None
+    if created:
+        document = Document.objects.create(
+            company_id=issue.company_id, issue=issue, key=key, title=title, body=body
+        )
+        number = 1
+    else:
+        number = document.latest_revision.number + 1
+        document.title, document.body = title, body
+    revision = DocumentRevision.objects.create(
+        document=document,
+        number=number,
+        title=title,
+        body=body,
+        change_summary=change_summary,
+        author_agent=actor.agent,
+        author_user=actor.user,
+        run_id=actor.run_id,
+    )
+    document.latest_revision = revision
+    document.save()
+    _log(
+        actor,
+        issue,
+        "document.created" if created else "document.revised",
+        {
+            "key": key,
+            "revisionId": revision.pk,
+            "revision": number,
+            "changeSummary": change_summary,
+        },
+        entity=document,
+    )
+    return document, created
+
+
+@transaction.atomic
+def document_delete(*, actor: Actor, document: Document) -> None:
+    """Delete a document and its revisions (board only); the log keeps what it was."""
+    issue = _lock(document.issue)
+    _log(
+        actor,
+        issue,
+        "document.deleted",
+        {"key": document.key, "revisions": document.revisions.count()},
+        entity=document,
+    )
+    document.delete()
+
+
+# --- Attachments (DESIGN §6): stored through django-storages, objects removed on commit ---
+
+
+@transaction.atomic
+def attachment_create(
+    *, actor: Actor, issue: Issue, upload: UploadedFile, comment: Comment | None = None
+) -> Attachment:
+    """Store an upload for the issue after checking its size and type; SHA-256 recorded."""
+    content_type = accepted_content_type(upload)
+    issue = _lock(issue)
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():  # streamed: large uploads sit in a temporary file
+        digest.update(chunk)
+    upload.seek(0)
+    attachment = Attachment(
+        company_id=issue.company_id,
+        issue=issue,
+        comment=comment,
+        original_name=safe_file_name(upload.name or "file"),
+        content_type=content_type,
+        byte_size=upload.size,
+        sha256=digest.hexdigest(),
+        created_by_agent=actor.agent,
+        created_by_user=actor.user,
+    )
+    attachment.file.name = default_storage.save(storage_name(attachment), upload)
+    try:
+        attachment.save()
+        _log(
+            actor,
+            issue,
+            "attachment.created",
+            {
+                "name": attachment.original_name,
+                "contentType": content_type,
+                "byteSize": attachment.byte_size,
+                "sha256": attachment.sha256,
+            },
+            entity=attachment,
+        )
+    except Exception:
+        default_storage.delete(attachment.file.name)  # no row, so no object either
+        raise
+    return attachment
+
+
+@transaction.atomic
+def attachment_delete(*, actor: Actor, attachment: Attachment) -> None:
+    """Delete the row now and the stored object once the transaction has committed."""
+    issue = _lock(attachment.issue)
+    _log(actor, issue, "attachment.deleted", {"name": attachment.original_name}, entity=attachment)
+    name = attachment.file.name
+    attachment.delete()
+    delete_stored_on_commit([name])
+
+
+# --- Approvals (DESIGN §6): board decisions, idempotent, waking the requester ---
+
+DECISIONS = {
+    "approve": Approval.Status.APPROVED,
+    "reject": Approval.Status.REJECTED,
+    "request_revision": Approval.Status.REVISION_REQUESTED,
+}
+
+
+def _approval_log(actor: Actor, approval: Approval, action: str, details: dict[str, Any]) -> None:
+    activity_record(
+        actor=actor,
+        company_id=approval.company_id,
+        action=action,
+        entity_type="approval",
+        entity_id=approval.pk,
+        details=details,
+    )
+
+
+@transaction.atomic
+def approval_create(
+    *, actor: Actor, company: Company, type: str, payload: dict[str, Any], issues: list[Issue]
+) -> Approval:
+    """An agent (or the board) asks the board for a decision, linking the issues it concerns."""
+    approval = Approval.objects.create(
+        company=company,
+        type=type,
+        payload=payload,
+        requested_by_agent=actor.agent,
+        requested_by_user=actor.user,
+    )
+    approval.issues.set(issues)
+    _approval_log(
+        actor, approval, "approval.created", {"type": type, "issueIds": [i.pk for i in issues]}
+    )
+    return approval
+
+
+def _lock_approval(approval: Approval) -> Approval:
+    return Approval.objects.select_for_update().get(pk=approval.pk)
+
+
+@transaction.atomic
+def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: str = "") -> Approval:
+    """approve / reject / request_revision (board only). Repeating the decision the approval
+    already has changes nothing and logs nothing; a different one after a decision is a 422.
+
+    The requesting agent is woken with the approval id, its status and the linked issues.
+    """
+    approval = _lock_approval(approval)
+    target = DECISIONS[decision]
+    if approval.status == target:
+        return approval
+    previous = approval.status
+    getattr(approval, decision)()
+    approval.decided_by_user = actor.user
+    approval.decision_note = note
+    approval.save()
+    _approval_log(
+        actor,
+        approval,
+        f"approval.{target}",
+        {"status": {"from": previous, "to": target}, "note": note},
+    )
+    wakes = Wakes(actor)
+    linked = list(approval.issues.values_list("pk", flat=True))
+    wakes.add(
+        approval.requested_by_agent,
+        Source.AUTOMATION,
+        f"approval_{target}",
+        approvalId=approval.pk,
+        approvalStatus=target,
+        linkedIssueIds=linked,
+    )
+    wakes.send(issue_id=linked[0] if len(linked) == 1 else None)
+    return approval
+
+
+@transaction.atomic
+def approval_resubmit(
+    *, actor: Actor, approval: Approval, payload: dict[str, Any] | None = None
+) -> Approval:
+    """The requesting agent sends a revised request back for a decision."""
+    approval = _lock_approval(approval)
+    if not (actor.is_agent and approval.requested_by_agent_id == actor.agent.pk):
+        raise Forbidden("Only the requesting agent may resubmit an approval")
+    approval.resubmit()
+    if payload is not None:
+        approval.payload = payload
+    approval.save()
+    _approval_log(actor, approval, "approval.resubmitted", {"status": approval.status})
+    return approval
+
+
+@transaction.atomic
+def approval_comment_create(*, actor: Actor, approval: Approval, body: str) -> ApprovalComment:
+    comment = ApprovalComment.objects.create(
+        company_id=approval.company_id,
+        approval=approval,
+        author_agent=actor.agent,
+        author_user=actor.user,
+        body=body,
+    )
+    _approval_log(actor, approval, "approval.comment_added", {"commentId": comment.pk})
+    return comment
+
+
+@transaction.atomic
+def approval_link_issue(*, actor: Actor, approval: Approval, issue: Issue) -> Approval:
+    """Link an issue to an approval (idempotent: an existing link logs nothing)."""
+    if approval.issues.filter(pk=issue.pk).exists():
+        return approval
+    approval.issues.add(issue)
+    _log(actor, issue, "approval.issue_linked", {"approvalId": approval.pk}, entity=approval)
+    return approval
+
+
+# --- Goals, projects and labels: plain records, each write logged ---
+
+
+@transaction.atomic
+def record_create(*, actor: Actor, company: Company, model: type, data: dict[str, Any]):
+    """Create a goal, project or label of the company (many-to-many values set after)."""
+    data = dict(data)
+    m2m = {f.name: data.pop(f.name) for f in model._meta.many_to_many if f.name in data}
+    record = model.objects.create(company=company, **data)
+    for name, values in m2m.items():
+        getattr(record, name).set(values)
+    activity_record(
+        actor=actor,
+        company_id=company.pk,
+        action=f"{model._meta.model_name}.created",
+        entity_type=model._meta.model_name,
+        entity_id=record.pk,
+        details={"name": str(record)},
+    )
+    return record
+
+
+@transaction.atomic
+def record_update(*, actor: Actor, record, changes: dict[str, Any]):
+    model = type(record)
+    record = model.objects.select_for_update().get(pk=record.pk)
+    changes = dict(changes)
+    if isinstance(record, Goal) and "parent" in changes:
+        _refuse_cycle(record, changes["parent"], kind="A goal")
+    m2m = {f.name: changes.pop(f.name) for f in model._meta.many_to_many if f.name in changes}
+    diff = apply_changes(record, changes)
+    for name, values in m2m.items():
+        before = set(getattr(record, name).values_list("pk", flat=True))
+        after = {value.pk for value in values}
+        if before != after:
+            getattr(record, name).set(values)
+            diff[camel(name[:-1] + "_ids")] = {"from": sorted(before), "to": sorted(after)}
+    if diff:
+        record.save()
+        activity_record(
+            actor=actor,
+            company_id=record.company_id,
+            action=f"{model._meta.model_name}.updated",
+            entity_type=model._meta.model_name,
+            entity_id=record.pk,
+            details={"changes": diff},
+        )
+    return record
+
+
+@transaction.atomic
+def record_delete(*, actor: Actor, record) -> None:
+    """Delete a goal, project or label; issues keep existing without it."""
+    model_name = record._meta.model_name
+    activity_record(
+        actor=actor,
+        company_id=record.company_id,
+        action=f"{model_name}.deleted",
+        entity_type=model_name,
+        entity_id=record.pk,
+        details={"name": str(record)},
+    )
+    record.delete()

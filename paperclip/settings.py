@@ -148,8 +148,29 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or BASE_DIR / "media")
+# Uploaded files: the local file system by default; any S3-compatible store with
+# PAPERCLIP_STORAGE=s3 and the AWS_* variables (AWS_S3_ENDPOINT_URL for MinIO, R2, ...).
+PAPERCLIP_STORAGE = env_str("PAPERCLIP_STORAGE", "filesystem")
+if PAPERCLIP_STORAGE == "s3":
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("AWS_STORAGE_BUCKET_NAME"),
+            "endpoint_url": env_str("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("AWS_S3_REGION_NAME") or None,
+            "access_key": env_str("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+elif PAPERCLIP_STORAGE == "filesystem":
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+else:
+    raise ImproperlyConfigured("PAPERCLIP_STORAGE must be 'filesystem' or 's3'")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if not DEBUG
@@ -228,6 +249,25 @@ PAPERCLIP_LEASE_SECONDS = env_int("PAPERCLIP_LEASE_SECONDS", 300)
 # Lifetime of the run token a wakeup hands out (a bearer credential bound to agent and run).
 PAPERCLIP_RUN_TOKEN_SECONDS = env_int("PAPERCLIP_RUN_TOKEN_SECONDS", 3600)
 PAPERCLIP_API_URL = env_str("PAPERCLIP_API_URL", "http://127.0.0.1:3100")
+# Attachments: the largest upload, and the content types accepted (DESIGN §6). html and svg
+# may be added by an operator; they are then always served as downloads.
+PAPERCLIP_ATTACHMENT_MAX_BYTES = env_int("PAPERCLIP_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+PAPERCLIP_ATTACHMENT_TYPES = env_list(
+    "PAPERCLIP_ATTACHMENT_TYPES",
+    [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "application/json",
+        "application/zip",
+    ],
+)
+
 # Wake delivery to HTTP agents: per-attempt timeout, first retry delay (doubling), attempts.
 PAPERCLIP_WAKE_TIMEOUT_SECONDS = env_int("PAPERCLIP_WAKE_TIMEOUT_SECONDS", 10)
 PAPERCLIP_WAKE_RETRY_BASE_SECONDS = env_int("PAPERCLIP_WAKE_RETRY_BASE_SECONDS", 5)

@@ -1,0 +1,159 @@
+"""Issue documents with revisions: `/api/issues/{id}/documents[/{key}[/revisions]]`."""
+
+from __future__ import annotations
+
+import re
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from issues import services
+from issues.api.views import IssueLookupMixin
+from issues.models import (
+    DOCUMENT_BODY_MAX,
+    DOCUMENT_KEY,
+    DOCUMENT_KEY_MAX,
+    Document,
+    DocumentRevision,
+)
+from paperclip.api.errors import BadRequest, NotFound
+from paperclip.api.permissions import IsActor, IsBoard
+from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
+from paperclip.api.viewsets import ScopedViewSet
+
+KEY_PATTERN = re.compile(DOCUMENT_KEY)
+SUMMARY_FIELDS = [
+    "id",
+    "company_id",
+    "issue_id",
+    "key",
+    "title",
+    "format",
+    "latest_revision_id",
+    "revision_number",
+    "created_at",
+    "updated_at",
+]
+
+
+class DocumentSummarySerializer(CamelModelSerializer):
+    revision_number = serializers.IntegerField(source="latest_revision.number", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = SUMMARY_FIELDS
+        read_only_fields = fields
+
+
+class DocumentSerializer(DocumentSummarySerializer):
+    class Meta:
+        model = Document
+        fields = [*SUMMARY_FIELDS[:6], "body", *SUMMARY_FIELDS[6:]]
+        read_only_fields = fields
+
+
+class RevisionSerializer(CamelModelSerializer):
+    class Meta:
+        model = DocumentRevision
+        fields = [
+            "id",
+            "document_id",
+            "number",
+            "title",
+            "body",
+            "change_summary",
+            "author_agent_id",
+            "author_user_id",
+            "run_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DocumentPutSerializer(CamelSerializer):
+    title = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    format = serializers.ChoiceField(choices=Document.Format.choices, default="markdown")
+    body = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    change_summary = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default=""
+    )
+    base_revision_id = serializers.CharField(required=False, allow_null=True, default=None)
+
+    def validate_body(self, value: str) -> str:
+        if len(value.encode()) > DOCUMENT_BODY_MAX:
+            raise serializers.ValidationError(f"At most {DOCUMENT_BODY_MAX} bytes.")
+        return value
+
+
+def checked_key(key: str) -> str:
+    if len(key) > DOCUMENT_KEY_MAX or not KEY_PATTERN.match(key):
+        raise BadRequest(
+            "Invalid document key",
+            code="validation_error",
+            details={"key": [f"Lowercase letters, digits, _ and -; at most {DOCUMENT_KEY_MAX}."]},
+        )
+    return key
+
+
+class DocumentViewSet(IssueLookupMixin, ScopedViewSet):
+    queryset = Document.objects.all()
+    serializer_class = DocumentSerializer
+
+    def get_permissions(self):
+        return [IsBoard()] if self.action == "destroy" else [IsActor()]
+
+    def get_base_queryset(self):
+        issue = self.issue_by_ref(self.kwargs["issue_pk"])
+        return Document.objects.filter(issue=issue).select_related("latest_revision", "issue")
+
+    def get_object(self) -> Document:
+        document = self.get_queryset().filter(key=checked_key(self.kwargs["key"])).first()
+        if document is None:
+            raise NotFound()
+        self.check_object_permissions(self.request, document)
+        return document
+
+    @extend_schema(responses=DocumentSerializer(many=True))
+    def list(self, request, issue_pk: str):
+        """Every document of the issue, with bodies, in key order."""
+        return Response(DocumentSerializer(self.get_queryset().order_by("key"), many=True).data)
+
+    def retrieve(self, request, issue_pk: str, key: str):
+        return Response(DocumentSerializer(self.get_object()).data)
+
+    @extend_schema(
+        request=DocumentPutSerializer, responses={200: DocumentSerializer, 201: DocumentSerializer}
+    )
+    def put(self, request, issue_pk: str, key: str):
+        """Create (201, no baseRevisionId) or revise (200, the current baseRevisionId)."""
+        issue = self.issue_by_ref(issue_pk)
+        self.check_object_permissions(request, issue)
+        serializer = DocumentPutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        document, created = services.document_put(
+            actor=self.actor,
+            issue=issue,
+            key=checked_key(key),
+            title=data["title"],
+            body=data["body"],
+            change_summary=data["change_summary"],
+            base_revision_id=data["base_revision_id"],
+        )
+        return Response(
+            DocumentSerializer(document).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def destroy(self, request, issue_pk: str, key: str):
+        services.document_delete(actor=self.actor, document=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=RevisionSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def revisions(self, request, issue_pk: str, key: str):
+        """Every revision, newest first."""
+        document = self.get_object()
+        return Response(RevisionSerializer(document.revisions.order_by("-number"), many=True).data)
