@@ -10,6 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from issues import services
+from issues.api.serializers import DocumentSerializer
 from issues.api.views import IssueLookupMixin
 from issues.models import (
     DOCUMENT_BODY_MAX,
@@ -24,34 +25,6 @@ from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 
 KEY_PATTERN = re.compile(DOCUMENT_KEY)
-SUMMARY_FIELDS = [
-    "id",
-    "company_id",
-    "issue_id",
-    "key",
-    "title",
-    "format",
-    "latest_revision_id",
-    "revision_number",
-    "created_at",
-    "updated_at",
-]
-
-
-class DocumentSummarySerializer(CamelModelSerializer):
-    revision_number = serializers.IntegerField(source="latest_revision.number", read_only=True)
-
-    class Meta:
-        model = Document
-        fields = SUMMARY_FIELDS
-        read_only_fields = fields
-
-
-class DocumentSerializer(DocumentSummarySerializer):
-    class Meta:
-        model = Document
-        fields = [*SUMMARY_FIELDS[:6], "body", *SUMMARY_FIELDS[6:]]
-        read_only_fields = fields
 
 
 class RevisionSerializer(CamelModelSerializer):

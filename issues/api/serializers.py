@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from agents.models import Agent, HeartbeatRun, Team
-from issues.models import Comment, Goal, Issue, Label, Priority, Project, Status
+from issues.models import Comment, Document, Goal, Issue, Label, Priority, Project, Status
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
 
@@ -119,15 +119,66 @@ class AncestorSerializer(CamelModelSerializer):
         fields = ["id", "identifier", "title", "status", "project_id", "goal_id", "project", "goal"]
 
 
+SUMMARY_FIELDS = [
+    "id",
+    "company_id",
+    "issue_id",
+    "key",
+    "title",
+    "format",
+    "latest_revision_id",
+    "revision_number",
+    "created_at",
+    "updated_at",
+]
+
+
+class DocumentSummarySerializer(CamelModelSerializer):
+    revision_number = serializers.IntegerField(source="latest_revision.number", read_only=True)
+
+    class Meta:
+        model = Document
+        fields = SUMMARY_FIELDS
+        read_only_fields = fields
+
+
+class DocumentSerializer(DocumentSummarySerializer):
+    class Meta:
+        model = Document
+        fields = [*SUMMARY_FIELDS[:6], "body", *SUMMARY_FIELDS[6:]]
+        read_only_fields = fields
+
+
 class IssueDetailSerializer(IssueSerializer):
     """One issue with its parent chain (nearest first), project and goal."""
 
     project = ProjectSummarySerializer(read_only=True)
     goal = GoalSummarySerializer(read_only=True)
     ancestors = serializers.SerializerMethodField()
+    plan_document = serializers.SerializerMethodField()
+    document_summaries = serializers.SerializerMethodField()
 
     class Meta(IssueSerializer.Meta):
-        fields = [*IssueSerializer.Meta.fields, "project", "goal", "ancestors"]
+        fields = [
+            *IssueSerializer.Meta.fields,
+            "project",
+            "goal",
+            "ancestors",
+            "plan_document",
+            "document_summaries",
+        ]
+
+    def _documents(self, issue: Issue) -> list[Document]:
+        if not hasattr(issue, "_documents"):
+            issue._documents = list(issue.documents.select_related("latest_revision"))
+        return issue._documents
+
+    def get_plan_document(self, issue: Issue) -> dict | None:
+        plan = next((d for d in self._documents(issue) if d.key == "plan"), None)
+        return DocumentSerializer(plan).data if plan else None
+
+    def get_document_summaries(self, issue: Issue) -> list[dict]:
+        return DocumentSummarySerializer(self._documents(issue), many=True).data
 
     def get_ancestors(self, issue: Issue) -> list[dict]:
         chain, seen, node = [], {issue.pk}, issue.parent

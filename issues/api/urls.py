@@ -1,3 +1,7 @@
+from issues.api.approvals import ApprovalViewSet
+from issues.api.attachments import AttachmentViewSet
+from issues.api.documents import DocumentViewSet
+from issues.api.records import GoalViewSet, LabelViewSet, ProjectViewSet
 from issues.api.views import CommentViewSet, InboxViewSet, IssueActivityViewSet, IssueViewSet
 from paperclip.api.viewsets import ID, route
 
@@ -47,5 +51,75 @@ urlpatterns += [
     *[
         route(rf"issues/(?P<pk>{ID})/{path}", IssueViewSet.as_view({method: verb}))
         for path, (method, verb) in ISSUE_VERBS.items()
+    ],
+]
+
+DOCUMENT = rf"issues/(?P<issue_pk>{ID})/documents/(?P<key>[^/]+)"
+APPROVAL_VERBS = ("approve", "reject", "request-revision", "resubmit")
+RECORDS = {"goals": GoalViewSet, "projects": ProjectViewSet, "labels": LabelViewSet}
+
+urlpatterns += [
+    # Documents
+    route(
+        rf"issues/(?P<issue_pk>{ID})/documents",
+        DocumentViewSet.as_view({"get": "list"}),
+        name="issue-documents",
+    ),
+    route(
+        DOCUMENT,
+        DocumentViewSet.as_view({"get": "retrieve", "put": "put", "delete": "destroy"}),
+        name="issue-document",
+    ),
+    route(rf"{DOCUMENT}/revisions", DocumentViewSet.as_view({"get": "revisions"})),
+    # Attachments
+    route(
+        rf"companies/(?P<company_pk>{ID})/issues/(?P<issue_pk>{ID})/attachments",
+        AttachmentViewSet.as_view({"post": "create"}),
+        name="issue-attachment-upload",
+    ),
+    route(
+        rf"issues/(?P<issue_pk>{ID})/attachments",
+        AttachmentViewSet.as_view({"get": "list"}),
+        name="issue-attachments",
+    ),
+    route(rf"attachments/(?P<pk>{ID})", AttachmentViewSet.as_view({"delete": "destroy"})),
+    route(rf"attachments/(?P<pk>{ID})/content", AttachmentViewSet.as_view({"get": "content"})),
+    # Approvals
+    route(
+        rf"companies/(?P<company_pk>{ID})/approvals",
+        ApprovalViewSet.as_view({"get": "list", "post": "create"}),
+        name="company-approvals",
+    ),
+    route(rf"approvals/(?P<pk>{ID})", ApprovalViewSet.as_view({"get": "retrieve"})),
+    route(rf"approvals/(?P<pk>{ID})/issues", ApprovalViewSet.as_view({"get": "issues"})),
+    route(
+        rf"approvals/(?P<pk>{ID})/comments",
+        ApprovalViewSet.as_view({"get": "comments", "post": "add_comment"}),
+    ),
+    *[
+        route(
+            rf"approvals/(?P<pk>{ID})/{verb}",
+            ApprovalViewSet.as_view({"post": verb.replace("-", "_")}),
+        )
+        for verb in APPROVAL_VERBS
+    ],
+    route(
+        rf"issues/(?P<issue_pk>{ID})/approvals",
+        ApprovalViewSet.as_view({"get": "for_issue", "post": "link_issue"}),
+    ),
+    # Goals, projects, labels
+    *[
+        route(
+            rf"companies/(?P<company_pk>{ID})/{plural}",
+            viewset.as_view({"get": "list", "post": "create"}),
+        )
+        for plural, viewset in RECORDS.items()
+    ],
+    *[
+        route(
+            rf"{plural}/(?P<pk>{ID})",
+            viewset.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        )
+        for plural, viewset in RECORDS.items()
     ],
 ]
