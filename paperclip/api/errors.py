@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -159,6 +160,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=status_code, headers=headers)
 
 
+@csrf_exempt  # answer 404 JSON whatever the method, never Django's CSRF page
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Unknown `/api/*` routes answer JSON, not Django's HTML page."""
     return JsonResponse(_body("Not found", "not_found"), status=404)
