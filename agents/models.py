@@ -7,13 +7,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models.functions import Lower
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from companies.models import ActivityEvent, Company
+from companies.models import ActivityEvent, Company, HashedToken
 from paperclip.api.ids import PrefixedIdField
-from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
 
 # A chain of command deeper than this is a bug (cycles are refused on write); stop walking.
 MAX_CHAIN_DEPTH = 64
@@ -31,14 +30,7 @@ class Team(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(
-                Lower("name"),
-                "company",
-                name="team_name_unique_per_company",
-                violation_error_message="A team with this name already exists.",
-            )
-        ]
+        constraints = [unique_name_per_company("team")]
 
     def __str__(self) -> str:
         return self.name
@@ -103,12 +95,7 @@ class Agent(ConcurrentTransitionMixin, models.Model):
         ordering = ["name"]
         constraints = [
             # Names are matched case-insensitively (@-mentions), so they are unique that way.
-            models.UniqueConstraint(
-                Lower("name"),
-                "company",
-                name="agent_name_unique_per_company",
-                violation_error_message="An agent with this name already exists.",
-            )
+            unique_name_per_company("agent")
         ]
 
     def __str__(self) -> str:
@@ -174,24 +161,12 @@ class Agent(ConcurrentTransitionMixin, models.Model):
         """End the agent for good; the service revokes its keys in the same transaction."""
 
 
-class AgentApiKeyQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(revoked_at__isnull=True)
-
-
-class AgentApiKey(models.Model):
+class AgentApiKey(HashedToken):
     """An agent's API key (`pcp_` + 48 hex). Only its SHA-256 is stored; the token is shown once."""
 
     id = PrefixedIdField(prefix="key")
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    token_prefix = models.CharField(max_length=12, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    objects = AgentApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "agent API key"

@@ -93,24 +93,32 @@ def new_secret(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(24)}"
 
 
-class BoardTokenQuerySet(models.QuerySet):
+class HashedTokenQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked_at__isnull=True)
 
 
-class BoardToken(models.Model):
-    """A board user's personal API token (`pcb_...`), for scripts and the API."""
+class HashedToken(models.Model):
+    """A bearer secret shown once: only its SHA-256 and a short prefix (to spot it) are kept."""
 
-    id = PrefixedIdField(prefix="tok")
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="board_tokens")
-    name = models.CharField(max_length=100, default="cli")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     token_prefix = models.CharField(max_length=12, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = BoardTokenQuerySet.as_manager()
+    objects = HashedTokenQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class BoardToken(HashedToken):
+    """A board user's personal API token (`pcb_...`), for scripts and the API."""
+
+    id = PrefixedIdField(prefix="tok")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="board_tokens")
+    name = models.CharField(max_length=100, default="cli")
 
     def __str__(self) -> str:
         return f"{self.token_prefix}… ({self.user})"

@@ -5,14 +5,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Lower
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from agents.models import Agent, HeartbeatRun, Team
 from companies.models import Company
 from paperclip.api.ids import PrefixedIdField, looks_like_id
-from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
 
 
 class Goal(models.Model):
@@ -93,14 +92,7 @@ class Label(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(
-                Lower("name"),
-                "company",
-                name="label_name_unique_per_company",
-                violation_error_message="A label with this name already exists.",
-            )
-        ]
+        constraints = [unique_name_per_company("label")]
 
     def __str__(self) -> str:
         return self.name

@@ -7,8 +7,20 @@ found (404), exactly like a missing one.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Lower
 
 from paperclip.api.actors import Actor
+
+
+def unique_name_per_company(model_label: str) -> models.UniqueConstraint:
+    """Names unique within a company, case-insensitively (they are matched that way)."""
+    article = "An" if model_label[0] in "aeiou" else "A"
+    return models.UniqueConstraint(
+        Lower("name"),
+        "company",
+        name=f"{model_label}_name_unique_per_company",
+        violation_error_message=f"{article} {model_label} with this name already exists.",
+    )
 
 
 class CompanyScopedQuerySet(models.QuerySet):

@@ -41,16 +41,18 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Membership.Role.OWNER
 
 
-class BoardTokenFactory(factory.django.DjangoModelFactory):
+class HashedTokenFactory(factory.django.DjangoModelFactory):
     """`token` (the plain value) is kept on the instance for the test to use."""
 
     class Meta:
-        model = BoardToken
+        abstract = True
 
-    user = factory.SubFactory(UserFactory)
-    token = factory.LazyFunction(lambda: new_secret("pcb_"))
+    token = factory.LazyAttribute(lambda o: new_secret(o.secret_prefix))
     token_hash = factory.LazyAttribute(lambda o: hash_token(o.token))
     token_prefix = factory.LazyAttribute(lambda o: o.token[:12])
+
+    class Params:
+        secret_prefix = "pcx_"
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -58,6 +60,16 @@ class BoardTokenFactory(factory.django.DjangoModelFactory):
         obj = super()._create(model_class, *args, **kwargs)
         obj.token = token
         return obj
+
+
+class BoardTokenFactory(HashedTokenFactory):
+    class Meta:
+        model = BoardToken
+
+    class Params:
+        secret_prefix = "pcb_"
+
+    user = factory.SubFactory(UserFactory)
 
 
 class TeamFactory(factory.django.DjangoModelFactory):
@@ -77,23 +89,14 @@ class AgentFactory(factory.django.DjangoModelFactory):
     role = Agent.Role.ENGINEER
 
 
-class AgentApiKeyFactory(factory.django.DjangoModelFactory):
-    """`token` (the plain value) is kept on the instance for the test to use."""
-
+class AgentApiKeyFactory(HashedTokenFactory):
     class Meta:
         model = AgentApiKey
 
-    agent = factory.SubFactory(AgentFactory)
-    token = factory.LazyFunction(lambda: new_secret("pcp_"))
-    token_hash = factory.LazyAttribute(lambda o: hash_token(o.token))
-    token_prefix = factory.LazyAttribute(lambda o: o.token[:12])
+    class Params:
+        secret_prefix = "pcp_"
 
-    @classmethod
-    def _create(cls, model_class, *args, **kwargs):
-        token = kwargs.pop("token", None)
-        obj = super()._create(model_class, *args, **kwargs)
-        obj.token = token
-        return obj
+    agent = factory.SubFactory(AgentFactory)
 
 
 class HeartbeatRunFactory(factory.django.DjangoModelFactory):
