@@ -194,16 +194,12 @@ class IssueQuerySet(CompanyScopedQuerySet):
         )
 
     def with_list_relations(self):
-        """Everything the issue serializer reads, fetched in a fixed number of queries."""
-        return self.select_related(
-            "assignee_agent", "assignee_user", "project", "goal", "team", "checkout_run"
-        ).prefetch_related(
-            models.Prefetch("labels", queryset=Label.objects.order_by("name")),
-            # `status` too: the FSM mixin reads it on every instance (deferred = a query each).
-            models.Prefetch(
-                "dependencies", queryset=Issue.objects.only("id", "identifier", "status")
-            ),
-        )
+        """Everything the issue serializer reads, in a fixed number of queries.
+
+        No joins: the serializer reads only `*_id` columns; labels and dependencies come in one
+        query each for the whole page.
+        """
+        return self.prefetch_related(*LIST_PREFETCHES)
 
 
 def _has_assignee(issue: Issue) -> bool:
@@ -435,6 +431,13 @@ class Issue(ConcurrentTransitionMixin, models.Model):
         self.completed_at = self.cancelled_at = self.failed_at = None
         return Status.TODO if _has_assignee(self) else Status.BACKLOG
 
+
+# Labels and dependencies for a page of issues (see IssueQuerySet.with_list_relations).
+LIST_PREFETCHES = (
+    models.Prefetch("labels", queryset=Label.objects.order_by("name")),
+    # `status` too: the FSM mixin reads it on every instance (deferred = a query each).
+    models.Prefetch("dependencies", queryset=Issue.objects.only("id", "identifier", "status")),
+)
 
 # PATCH {"status": X} → the transition that reaches X.
 TRANSITION_TO = {

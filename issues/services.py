@@ -414,7 +414,8 @@ def _checkout_conflict(issue: Issue) -> Conflict:
     )
 
 
-@transaction.atomic
+# No savepoint: the request's transaction is the unit; checkout is the hottest write.
+@transaction.atomic(savepoint=False)
 def issue_checkout(
     *, actor: Actor, issue: Issue, agent: Agent, expected_statuses: list[str]
 ) -> Issue:

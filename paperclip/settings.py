@@ -119,6 +119,13 @@ DATABASES = {
 }
 # Every request is one transaction: a request that fails changes nothing.
 DATABASES["default"]["ATOMIC_REQUESTS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side binding lets PostgreSQL prepare the statements a request repeats (checkout,
+    # inbox) instead of planning them anew; turn off behind a transaction-mode pgbouncer.
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True),
+        "prepare_threshold": 5,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite locks the whole file; wait for the writer instead of failing at once, and take the
     # write lock at BEGIN so two writers never deadlock upgrading a read lock.

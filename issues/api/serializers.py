@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from agents.models import Agent, HeartbeatRun, Team
+from agents.models import Agent, Team
 from issues.models import Comment, Document, Goal, Issue, Label, Priority, Project, Status
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
@@ -311,13 +311,7 @@ class CheckoutSerializer(CamelSerializer):
         return attrs
 
 
-class RunSummarySerializer(CamelModelSerializer):
-    is_live = serializers.BooleanField(read_only=True)
-
-    class Meta:
-        model = HeartbeatRun
-        fields = ["id", "agent_id", "status", "lease_expires_at", "is_live"]
-        read_only_fields = fields
+DATETIME = serializers.DateTimeField()
 
 
 class InboxItemSerializer(CamelModelSerializer):
@@ -344,7 +338,16 @@ class InboxItemSerializer(CamelModelSerializer):
 
     def get_active_run(self, issue: Issue) -> dict | None:
         run = issue.checkout_run
-        return RunSummarySerializer(run).data if run is not None and run.is_live else None
+        if run is None or not run.is_live:
+            return None
+        # A plain dict: a serializer per row would rebuild its fields for every issue.
+        return {
+            "id": run.pk,
+            "agentId": run.agent_id,
+            "status": run.status,
+            "leaseExpiresAt": DATETIME.to_representation(run.lease_expires_at),
+            "isLive": True,
+        }
 
 
 class ForceReleaseSerializer(CamelSerializer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import prefetch_related_objects
 from django.utils.functional import cached_property
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -26,7 +27,7 @@ from issues.api.serializers import (
     IssueUpdateSerializer,
     IssueWriteSerializer,
 )
-from issues.models import Comment, Issue, Status
+from issues.models import LIST_PREFETCHES, Comment, Issue, Status
 from paperclip.api.errors import BadRequest, Forbidden, NotFound
 from paperclip.api.pagination import MAX_LIMIT
 from paperclip.api.permissions import IsActor, IsBoard
@@ -59,7 +60,14 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
         return [IsActor()]
 
     def get_base_queryset(self):
-        return Issue.objects.with_list_relations()
+        if self.action == "list":
+            return Issue.objects.with_list_relations()
+        if self.action == "retrieve":
+            return Issue.objects.select_related("project", "goal").prefetch_related(
+                *LIST_PREFETCHES
+            )
+        # Writes: the service re-reads and locks what it needs; `project` for its paused check.
+        return Issue.objects.select_related("company", "project")
 
     def get_object(self) -> Issue:
         issue = self.issue_by_ref(self.kwargs["pk"], self.get_queryset())
@@ -67,7 +75,8 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
         return issue
 
     def _render(self, issue: Issue, serializer_class=IssueSerializer, **kwargs) -> Response:
-        issue = self.get_base_queryset().get(pk=issue.pk)
+        """Render the issue a service answered (its labels and dependencies fetched fresh)."""
+        prefetch_related_objects([issue], *LIST_PREFETCHES)
         return Response(serializer_class(issue).data, headers={"ETag": issue.etag}, **kwargs)
 
     @extend_schema(responses=IssueSerializer(many=True))
@@ -166,7 +175,7 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
         issue, previous = services.issue_force_release(
             actor=self.actor, issue=self.get_object(), clear_assignee=clear
         )
-        issue = self.get_base_queryset().get(pk=issue.pk)
+        prefetch_related_objects([issue], *LIST_PREFETCHES)
         return Response({"issue": IssueSerializer(issue).data, "previousLock": previous})
 
     @extend_schema(responses=HeartbeatRunSerializer(many=True))
