@@ -21,7 +21,7 @@ help:
 	@echo "make run               migrate, bootstrap the demo company, start the task worker, serve on http://$(ADDR)/"
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
-	@echo "make bench             gunicorn + PostgreSQL benchmark (checkout, inbox, raw UPDATE); results in bench/results/"
+	@echo "make bench             benchmark: gunicorn on a throwaway PostgreSQL database (bench/results/)"
 	@echo "make lint              ruff check + ruff format --check"
 	@echo "make format            ruff format + ruff check --fix"
 	@echo "make lock              regenerate requirements.lock from pyproject.toml (uv)"

@@ -6,6 +6,7 @@ import mimetypes
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -63,7 +64,10 @@ def accepted_content_type(upload: UploadedFile) -> str:
 def safe_file_name(name: str) -> str:
     """A file name safe on any storage: no path, no odd characters, bounded length."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = get_valid_filename(base) or "file"
+    try:
+        cleaned = get_valid_filename(base)
+    except SuspiciousFileOperation:  # nothing usable left (a name of only emoji, say)
+        cleaned = "file"
     if len(cleaned) > MAX_NAME_LENGTH:
         stem, dot, ext = cleaned.rpartition(".")
         cleaned = (
