@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from rest_framework import serializers
 
 
@@ -29,7 +31,20 @@ class CamelCaseMixin:
         return renamed
 
 
-class CamelModelSerializer(CamelCaseMixin, serializers.ModelSerializer):
+_model_fields_cache: dict[type, dict] = {}
+
+
+class CachedFieldsModelSerializer(serializers.ModelSerializer):
+    def get_fields(self):
+        """Build the fields once per class (model introspection is most of a small response's
+        cost) and hand each instance its own copies, as DRF does with declared fields."""
+        cls = type(self)
+        if cls not in _model_fields_cache:
+            _model_fields_cache[cls] = super().get_fields()
+        return copy.deepcopy(_model_fields_cache[cls])
+
+
+class CamelModelSerializer(CamelCaseMixin, CachedFieldsModelSerializer):
     pass
 
 
