@@ -38,6 +38,9 @@ def _flatten(detail: Any) -> list[str]:
 
 def refusal_message(exc: Exception) -> str:
     if isinstance(exc, ApiError):
+        if exc.error_code == "validation_error" and isinstance(exc.details, dict):
+            # "Validation failed" alone would not say which field the service refused.
+            return f"{exc.message}: {' '.join(_flatten(exc.details))}"
         return exc.message
     if isinstance(exc, APIException):
         return " ".join(_flatten(exc.detail))

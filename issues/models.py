@@ -657,8 +657,10 @@ class Approval(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=status, source=Status.REVISION_REQUESTED, target=Status.PENDING)
     def resubmit(self) -> None:
-        """The requester sends the revised request back; the decision is cleared."""
+        """The requester sends the revised request back; the previous decision is cleared."""
         self.decided_at = None
+        self.decided_by_user = None
+        self.decision_note = ""
 
     @transition(
         field=status,
