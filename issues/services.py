@@ -92,6 +92,31 @@ def ensure_agent_may_mutate(actor: Actor, issue: Issue) -> None:
     raise Forbidden("Agents may only change issues assigned to them or their reports")
 
 
+def _check_same_company(company_id: str, values: dict[str, Any]) -> None:
+    """Every related record an issue points at belongs to the issue's company.
+
+    The API's scoped fields already refuse foreign ids; this keeps every other caller (the
+    admin, commands, later APIs) from linking across tenants.
+    """
+    for name, value in values.items():
+        related = value if isinstance(value, (list, tuple, set)) else [value]
+        for item in related:
+            item_company = getattr(item, "company_id", None)
+            if item_company is not None and item_company != company_id:
+                raise BadRequest(
+                    "Validation failed",
+                    code="validation_error",
+                    details={camel(name): ["Must belong to the issue's company."]},
+                )
+    user = values.get("assignee_user")
+    if user is not None and not user.memberships.filter(company_id=company_id).exists():
+        raise BadRequest(
+            "Validation failed",
+            code="validation_error",
+            details={"assigneeUserId": ["Must be a member of the issue's company."]},
+        )
+
+
 def _check_assignees(changes: dict[str, Any]) -> None:
     """At most one assignee: naming one replaces the other; naming both is a 422."""
     agent, user = changes.get("assignee_agent"), changes.get("assignee_user")
@@ -160,6 +185,7 @@ def _allocate_number(company: Company) -> int:
 def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Issue:
     """Create an issue with its `PREFIX-N` identifier (DESIGN §2 default status rule)."""
     data = dict(data)
+    _check_same_company(company.pk, data)
     labels = data.pop("labels", [])
     dependencies = data.pop("dependencies", [])
     _check_assignees(data)
@@ -262,6 +288,7 @@ def issue_update(
             details={"status": issue.status, "fields": sorted(changes)},
         )
 
+    _check_same_company(issue.company_id, changes)
     _check_assignees(changes)
     if "parent" in changes:
         _refuse_cycle(issue, changes["parent"], kind="An issue")

@@ -1,0 +1,53 @@
+"""Issues never point across tenants, whoever calls the service (admin, commands, APIs).
+
+The HTTP API's scoped fields refuse foreign ids before the service runs; this pins the
+service's own guard, which is what every other caller relies on.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from companies.authentication import board_actor
+from issues import services
+from issues.models import Issue
+from paperclip.api.errors import BadRequest
+from tests import factories
+
+
+def test_an_issue_cannot_be_assigned_to_another_companys_agent(company, board_user, other_agent):
+    issue = factories.IssueFactory(company=company, title="Ours")
+
+    with pytest.raises(BadRequest) as refused:
+        services.issue_update(
+            actor=board_actor(board_user), issue=issue, changes={"assignee_agent": other_agent}
+        )
+
+    assert refused.value.details == {"assigneeAgent": ["Must belong to the issue's company."]}
+    assert Issue.objects.get(pk=issue.pk).assignee_agent_id is None
+
+
+def test_an_issue_cannot_take_another_companys_labels(company, board_user, other_company):
+    foreign = factories.LabelFactory(company=other_company)
+
+    with pytest.raises(BadRequest):
+        services.issue_create(
+            actor=board_actor(board_user),
+            company=company,
+            data={"title": "Ours", "labels": [foreign]},
+        )
+
+    assert not Issue.objects.filter(company=company).exists()
+
+
+def test_an_issue_cannot_be_assigned_to_a_user_outside_the_company(company, board_user):
+    outsider = factories.UserFactory(username="outsider")
+
+    with pytest.raises(BadRequest) as refused:
+        services.issue_create(
+            actor=board_actor(board_user),
+            company=company,
+            data={"title": "Ours", "assignee_user": outsider},
+        )
+
+    assert refused.value.details == {"assigneeUserId": ["Must be a member of the issue's company."]}
