@@ -241,6 +241,11 @@ SPECTACULAR_SETTINGS = {
         "AgentRoleEnum": "agents.models.Agent.Role",
         "CompanyStatusEnum": "companies.models.Company.Status",
         "MembershipRoleEnum": "companies.models.Membership.Role",
+        "RunStatusEnum": "agents.models.HeartbeatRun.Status",
+        "RunSourceEnum": "agents.models.HeartbeatRun.Source",
+        "ApprovalStatusEnum": "issues.models.Approval.Status",
+        "GoalStatusEnum": "issues.models.Goal.Status",
+        "ProjectStatusEnum": "issues.models.Project.Status",
     },
 }
 

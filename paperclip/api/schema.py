@@ -42,3 +42,16 @@ def canonical_paths(endpoints, **kwargs):
     return [
         (path.rstrip("/"), regex, method, callback) for path, regex, method, callback in endpoints
     ]
+
+
+class RunTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "agents.authentication.RunTokenAuthentication"
+    name = "runToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "The run token a wakeup answers: speaks for one agent and one run",
+        }
