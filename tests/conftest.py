@@ -8,6 +8,7 @@ with `Bearer pcp_...`, the board with `Bearer pcb_...`.
 from __future__ import annotations
 
 import os
+from datetime import UTC
 
 import pytest
 from django.db import connection
@@ -28,6 +29,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Real hashers are slow on purpose; tests only need passwords to check."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def iso(moment) -> str:
+    """A datetime as the API renders it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def client_for(token: str, run_id: str | None = None) -> APIClient:
@@ -92,6 +104,13 @@ def other_agent(other_company):
 def other_client(other_agent):
     """An agent of another company: must see nothing of `company`."""
     return client_for(factories.AgentApiKeyFactory(agent=other_agent).token)
+
+
+@pytest.fixture
+def other_board(other_company):
+    """A board owner of `other_company`: must see nothing of `company`."""
+    user = factories.MembershipFactory(company=other_company, user__username="mallory").user
+    return client_for(factories.BoardTokenFactory(user=user).token)
 
 
 @pytest.fixture

@@ -42,13 +42,6 @@ def call(client, method: str, url: str, data: dict | None = None):
 
 
 @pytest.fixture
-def other_board(other_company):
-    """A board owner of `other_company`: must see nothing of `company`."""
-    user = factories.MembershipFactory(company=other_company, user__username="mallory").user
-    return client_for(factories.BoardTokenFactory(user=user).token)
-
-
-@pytest.fixture
 def issue(company, agent):
     return factories.IssueFactory(
         company=company, title="Secret plans", status=Status.TODO, assignee_agent=agent

@@ -20,11 +20,6 @@ AGENT_TOKEN = re.compile(r"pcp_[0-9a-f]{48}")
 NOT_FOUND = {"error": "Not found", "code": "not_found"}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def assert_validation_error(response, field: str) -> None:
     assert response.status_code == 400, response.content
     body = response.json()

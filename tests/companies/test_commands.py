@@ -24,11 +24,6 @@ BOARD_TOKEN = re.compile(r"pcb_[0-9a-f]{48}")
 PASSWORD = re.compile(r"password: (\S+)")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def authenticate(auth_class, token: str):
     """What the API's authentication class makes of `Authorization: Bearer <token>`."""
     request = RequestFactory().get("/api/", HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.django_db
 NOT_FOUND = {"error": "Not found", "code": "not_found"}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def company_row(company: Company) -> dict:
     return Company.objects.filter(pk=company.pk).values().get()
 

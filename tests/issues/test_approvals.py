@@ -3,15 +3,13 @@ woken with the decision, and another company sees none of it (DESIGN §6)."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import pytest
 
 from agents.models import HeartbeatRun, WakeupRequest
 from companies.models import ActivityEvent
 from issues.models import Approval, ApprovalComment
 from tests import factories
-from tests.conftest import client_for
+from tests.conftest import client_for, iso
 
 pytestmark = pytest.mark.django_db
 
@@ -37,17 +35,6 @@ def approval(company, agent, issue):
     )
     approval.issues.add(issue)
     return approval
-
-
-@pytest.fixture
-def other_board(other_company):
-    """A board owner of another company: must see nothing of `company`."""
-    membership = factories.MembershipFactory(company=other_company, user__username="mallory")
-    return client_for(factories.BoardTokenFactory(user=membership.user).token)
-
-
-def iso(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def approval_body(approval: Approval) -> dict:

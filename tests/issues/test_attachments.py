@@ -54,15 +54,6 @@ def issue(company):
 
 
 @pytest.fixture
-def other_board(other_company):
-    """The board owner of the other company, with its own token."""
-    user = factories.MembershipFactory(company=other_company, user__username="olga").user
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.BoardTokenFactory(user=user).token}")
-    return client
-
-
-@pytest.fixture
 def colleague_client(company):
     """Another agent of the same company."""
     colleague = factories.AgentFactory(company=company, name="Colleague")

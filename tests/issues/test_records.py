@@ -4,8 +4,6 @@ refuses checkout (DESIGN §6)."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import pytest
 from django.utils import timezone
 
@@ -13,7 +11,7 @@ from agents.models import HeartbeatRun
 from companies.models import ActivityEvent
 from issues.models import Goal, Issue, Label, Project
 from tests import factories
-from tests.conftest import client_for
+from tests.conftest import client_for, iso
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +22,6 @@ BOARD_ONLY = {"error": "Board access required", "code": "forbidden"}
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def other_board(other_company):
-    """A board owner of another company: must see nothing of `company`."""
-    membership = factories.MembershipFactory(company=other_company, user__username="mallory")
-    return client_for(factories.BoardTokenFactory(user=membership.user).token)
-
-
-def iso(moment) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def goal_body(goal: Goal) -> dict:
