@@ -50,12 +50,7 @@ class ApprovalSerializer(CamelModelSerializer):
 class ApprovalCreateSerializer(CamelSerializer):
     type = serializers.ChoiceField(choices=Approval.Type.choices)
     payload = serializers.DictField(required=False, default=dict)
-    issues = IssueRefField(many=True, required=False, default=list, source="issues")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["issueIds"] = fields.pop("issues")
-        return fields
+    issue_ids = IssueRefField(many=True, required=False, default=list, source="issues")
 
 
 class DecisionSerializer(CamelSerializer):
@@ -78,12 +73,7 @@ class CommentBodySerializer(CamelSerializer):
 
 
 class ApprovalLinkSerializer(CamelSerializer):
-    approval = CompanyScopedRelatedField(model=Approval, source="approval")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["approvalId"] = fields.pop("approval")
-        return fields
+    approval_id = CompanyScopedRelatedField(model=Approval, source="approval")
 
 
 class ApprovalFilter(django_filters.FilterSet):

@@ -196,39 +196,25 @@ class IssueWriteSerializer(CamelSerializer):
     description = serializers.CharField(allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = LabelChoiceField(Priority, required=False)
-    assignee_agent = CompanyScopedRelatedField(
+    # Related ids are named `<thing>_id` on the wire (assigneeAgentId) and land in
+    # validated_data under the model's field name (assignee_agent).
+    assignee_agent_id = CompanyScopedRelatedField(
         model=Agent, required=False, allow_null=True, source="assignee_agent"
     )
-    assignee_user = CompanyUserField(required=False, allow_null=True, source="assignee_user")
-    parent = IssueRefField(required=False, allow_null=True, source="parent")
-    project = CompanyScopedRelatedField(
+    assignee_user_id = CompanyUserField(required=False, allow_null=True, source="assignee_user")
+    parent_id = IssueRefField(required=False, allow_null=True, source="parent")
+    project_id = CompanyScopedRelatedField(
         model=Project, required=False, allow_null=True, source="project"
     )
-    goal = CompanyScopedRelatedField(model=Goal, required=False, allow_null=True, source="goal")
-    team = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
-    labels = CompanyScopedRelatedField(model=Label, many=True, required=False, source="labels")
-    dependencies = IssueRefField(many=True, required=False, source="dependencies")
+    goal_id = CompanyScopedRelatedField(model=Goal, required=False, allow_null=True, source="goal")
+    team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
+    label_ids = CompanyScopedRelatedField(model=Label, many=True, required=False, source="labels")
+    dependency_ids = IssueRefField(many=True, required=False, source="dependencies")
     billing_code = serializers.CharField(max_length=100, allow_blank=True, required=False)
     budget_usd = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False
     )
     due_at = serializers.DateTimeField(allow_null=True, required=False)
-
-    # Wire names differ from the model's for the related fields.
-    wire_names = {
-        "assignee_agent": "assigneeAgentId",
-        "assignee_user": "assigneeUserId",
-        "parent": "parentId",
-        "project": "projectId",
-        "goal": "goalId",
-        "team": "teamId",
-        "labels": "labelIds",
-        "dependencies": "dependencyIds",
-    }
-
-    def get_fields(self):
-        fields = super().get_fields()
-        return {self.wire_names.get(field.source, name): field for name, field in fields.items()}
 
     def validate(self, attrs):
         issue = self.instance
@@ -285,18 +271,13 @@ CHECKOUT_STATUSES = [
 class CheckoutSerializer(CamelSerializer):
     """`agentId` defaults to the calling agent; the board must name one."""
 
-    agent = CompanyScopedRelatedField(model=Agent, required=False, source="agent")
+    agent_id = CompanyScopedRelatedField(model=Agent, required=False, source="agent")
     expected_statuses = serializers.ListField(
         child=serializers.ChoiceField(choices=CHECKOUT_STATUSES),
         required=False,
         allow_empty=False,
         default=lambda: [Status.TODO, Status.BACKLOG, Status.BLOCKED],
     )
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["agentId"] = fields.pop("agent")
-        return fields
 
     def validate(self, attrs):
         if "runId" in self.initial_data:
