@@ -459,10 +459,6 @@ def patchable_targets(current: str) -> list[str]:
     )
 
 
-class CommentQuerySet(CompanyScopedQuerySet):
-    pass
-
-
 class Comment(models.Model):
     id = PrefixedIdField(prefix="cmt")
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="comments")
@@ -482,7 +478,7 @@ class Comment(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = CommentQuerySet.as_manager()
+    objects = CompanyScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

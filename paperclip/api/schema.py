@@ -5,36 +5,45 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
-class AgentKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "agents.authentication.AgentKeyAuthentication"
-    name = "agentKey"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "An agent API key: `Authorization: Bearer pcp_...`",
-        }
-
-
-class BoardTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "companies.authentication.BoardTokenAuthentication"
-    name = "boardToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "A board user's token from `manage.py create_board_token`: `pcb_...`",
-        }
+def _scheme(target: str, name: str, definition: dict) -> type[OpenApiAuthenticationExtension]:
+    """Register `definition` as the OpenAPI security scheme of the authentication class."""
+    return type(
+        f"{name}Scheme",
+        (OpenApiAuthenticationExtension,),
+        {
+            "target_class": target,
+            "name": name,
+            "get_security_definition": lambda self, auto_schema: definition,
+        },
+    )
 
 
-class BoardSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "companies.authentication.BoardSessionAuthentication"
-    name = "adminSession"
+def _bearer(description: str, **extra) -> dict:
+    return {"type": "http", "scheme": "bearer", "description": description, **extra}
 
-    def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+SCHEMES = [
+    _scheme(
+        "agents.authentication.AgentKeyAuthentication",
+        "agentKey",
+        _bearer("An agent API key: `Authorization: Bearer pcp_...`"),
+    ),
+    _scheme(
+        "agents.authentication.RunTokenAuthentication",
+        "runToken",
+        _bearer("The run token a wakeup answers: one agent, one run", bearerFormat="JWT"),
+    ),
+    _scheme(
+        "companies.authentication.BoardTokenAuthentication",
+        "boardToken",
+        _bearer("A board user's token from `manage.py create_board_token`: `pcb_...`"),
+    ),
+    _scheme(
+        "companies.authentication.BoardSessionAuthentication",
+        "adminSession",
+        {"type": "apiKey", "in": "cookie", "name": "sessionid"},
+    ),
+]
 
 
 def canonical_paths(endpoints, **kwargs):
@@ -42,16 +51,3 @@ def canonical_paths(endpoints, **kwargs):
     return [
         (path.rstrip("/"), regex, method, callback) for path, regex, method, callback in endpoints
     ]
-
-
-class RunTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "agents.authentication.RunTokenAuthentication"
-    name = "runToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "The run token a wakeup answers: speaks for one agent and one run",
-        }
