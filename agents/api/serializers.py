@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery
 from agents.runs import mint_run_token
 from paperclip.api.fields import CompanyScopedRelatedField
+from paperclip.api.ids import looks_like_id
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 
 
@@ -47,6 +50,19 @@ class AgentSerializer(CamelModelSerializer):
         # Name uniqueness is case-insensitive per company; the service checks it with the
         # company known, so the model's constraint is not re-validated here.
         validators: list = []
+
+    def validate_adapter_config(self, value: dict) -> dict:
+        """A wake URL, when given, must be one we can POST to (agents without one poll)."""
+        url = value.get("url")
+        if url is None:
+            return value
+        if not isinstance(url, str) or len(url) > WakeDelivery._meta.get_field("url").max_length:
+            raise serializers.ValidationError({"url": ["Enter a valid http(s) URL."]})
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except DjangoValidationError:
+            raise serializers.ValidationError({"url": ["Enter a valid http(s) URL."]}) from None
+        return value
 
     def validate_name(self, value: str) -> str:
         company = self.context.get("company")
@@ -145,6 +161,9 @@ class WokenRunSerializer(HeartbeatRunSerializer):
         return mint_run_token(run)
 
 
+WAKE_ID_KEYS = {"taskId": "iss", "issueId": "iss", "commentId": "cmt", "approvalId": "apr"}
+
+
 class WakeupSerializer(CamelSerializer):
     source = serializers.ChoiceField(
         choices=HeartbeatRun.Source.choices, default=HeartbeatRun.Source.ON_DEMAND
@@ -154,6 +173,18 @@ class WakeupSerializer(CamelSerializer):
     idempotency_key = serializers.CharField(
         max_length=200, required=False, allow_null=True, default=None
     )
+
+    def validate_payload(self, value: dict) -> dict:
+        """Ids in the payload become the run's context (and its issue): they must look right."""
+        bad = {
+            key: [f"Expected an id like {prefix}_..."]
+            for key, prefix in WAKE_ID_KEYS.items()
+            if key in value
+            and not (isinstance(value[key], str) and looks_like_id(value[key], prefix))
+        }
+        if bad:
+            raise serializers.ValidationError(bad)
+        return value
 
 
 class RunFinishSerializer(CamelSerializer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 from rest_framework import serializers
 
@@ -18,6 +19,15 @@ class CamelCaseMixin:
     Validation errors are keyed by the same camelCase names, so `details` names the field the
     client sent.
     """
+
+    def __getattr__(self, name: str):
+        # DRF looks for `validate_<field name>` under the wire name (validate_adapterConfig);
+        # let the hook keep its Python name (validate_adapter_config).
+        if name.startswith("validate_"):
+            snake = "validate_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name[9:]).lower()
+            if snake != name:
+                return getattr(self, snake)
+        raise AttributeError(name)
 
     def get_fields(self):
         fields = super().get_fields()
