@@ -8,7 +8,7 @@ from rest_framework.permissions import SAFE_METHODS
 from agents.models import Agent, AgentApiKey
 from agents.runs import check_run_header, own_run, read_run_token, renew_lease
 from companies.models import hash_token
-from paperclip.api.actors import Actor
+from paperclip.actors import Actor
 from paperclip.api.authentication import BearerAuthentication, bearer_token, touch_last_used
 
 AGENT_KEY_PREFIX = "pcp_"

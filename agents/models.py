@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from companies.models import ActivityEvent, Company, HashedToken
-from paperclip.api.ids import PrefixedIdField
+from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
 
 # A chain of command deeper than this is a bug (cycles are refused on write); stop walking.

@@ -10,9 +10,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from agents.models import HeartbeatRun
-from paperclip.api.actors import Actor
-from paperclip.api.errors import BadRequest, Unauthorized, Unprocessable
-from paperclip.api.ids import looks_like_id
+from paperclip.actors import Actor
+from paperclip.errors import NotAuthenticated, Unprocessable, ValidationFailed
+from paperclip.ids import looks_like_id
 
 RUN_TOKEN_AUDIENCE = "paperclip-run"
 # How often one process may try to renew the same run's lease (the database also refuses
@@ -50,7 +50,9 @@ def check_run_header(run_id: str | None, token_run_id: str | None) -> str | None
     if run_id is None:
         return token_run_id
     if not looks_like_id(run_id, "run"):
-        raise BadRequest("Malformed run id", code="run_id_malformed", details={"runId": run_id})
+        raise ValidationFailed(
+            "Malformed run id", code="run_id_malformed", details={"runId": run_id}
+        )
     if token_run_id is not None and run_id != token_run_id:
         raise Unprocessable(
             "X-Paperclip-Run-Id does not match the run token",
@@ -91,7 +93,7 @@ def resolve_run(actor: Actor, *, required: bool) -> HeartbeatRun | None:
         return None
     if actor.run_id is None:
         if required:
-            raise Unauthorized("Agent run id required", code="run_id_required")
+            raise NotAuthenticated("Agent run id required", code="run_id_required")
         return None
     run = actor.run or own_run(actor.run_id, actor.agent)
     if not run.is_live:

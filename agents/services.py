@@ -6,15 +6,14 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from agents.delivery import new_webhook_secret
 from agents.models import Agent, AgentApiKey, HeartbeatRun
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import activity_record, apply_changes
-from paperclip.api.actors import Actor
-from paperclip.api.errors import Conflict
+from paperclip.actors import Actor
+from paperclip.errors import Conflict, validation_error
 
 
 def _log(actor: Actor, agent: Agent, action: str, details: dict[str, Any] | None = None) -> None:
@@ -33,11 +32,11 @@ def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
     if manager is None:
         return
     if manager.company_id != agent.company_id:
-        raise ValidationError({"reportsTo": ["Manager must belong to the same company."]})
+        raise validation_error("reportsTo", "Manager must belong to the same company.")
     if manager.pk == agent.pk:
-        raise ValidationError({"reportsTo": ["An agent cannot report to itself."]})
+        raise validation_error("reportsTo", "An agent cannot report to itself.")
     if any(boss.pk == agent.pk for boss in manager.chain_of_command()):
-        raise ValidationError({"reportsTo": ["This would make a reporting cycle."]})
+        raise validation_error("reportsTo", "This would make a reporting cycle.")
 
 
 @transaction.atomic

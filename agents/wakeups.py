@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from agents.delivery import deliver_wake
 from agents.models import Agent, HeartbeatRun, WakeupRequest
-from paperclip.api.actors import Actor
-from paperclip.api.errors import Conflict
+from paperclip.actors import Actor
+from paperclip.errors import Conflict
 
 Source = HeartbeatRun.Source
 

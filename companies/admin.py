@@ -22,10 +22,10 @@ from rest_framework.exceptions import APIException
 from companies import services
 from companies.authentication import board_actor
 from companies.models import ActivityEvent, BoardToken, Company, Membership, User
-from paperclip.api.errors import ApiError
+from paperclip.errors import DomainError, from_fsm
 
 # What a service raises when it refuses a change: shown to the admin user, never a 500.
-SERVICE_REFUSALS = (APIException, TransitionNotAllowed, ConcurrentTransition)
+SERVICE_REFUSALS = (DomainError, APIException, TransitionNotAllowed, ConcurrentTransition)
 
 
 def _flatten(detail: Any) -> list[str]:
@@ -37,10 +37,21 @@ def _flatten(detail: Any) -> list[str]:
 
 
 def refusal_message(exc: Exception) -> str:
-    if isinstance(exc, ApiError):
-        if exc.error_code == "validation_error" and isinstance(exc.details, dict):
+    """What the API's error body says, in one line: the message and its details."""
+    if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):
+        method = getattr(getattr(exc, "method", None), "__name__", None)
+        message = refusal_message(from_fsm(exc))
+        return f"Cannot {method.replace('_', ' ')}. {message}" if method else message
+    if isinstance(exc, DomainError):
+        if exc.code == "validation_error" and isinstance(exc.details, dict):
             # "Validation failed" alone would not say which field the service refused.
             return f"{exc.message}: {' '.join(_flatten(exc.details))}"
+        if exc.code == "invalid_transition" and isinstance(exc.details, dict):
+            allowed = ", ".join(exc.details.get("allowed") or []) or "none"
+            return (
+                f"{exc.message}: from {exc.details.get('from')} to {exc.details.get('to')}"
+                f" (allowed: {allowed})"
+            )
         return exc.message
     if isinstance(exc, APIException):
         return " ".join(_flatten(exc.detail))

@@ -6,7 +6,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
 from companies.models import BoardToken, User, hash_token
-from paperclip.api.actors import Actor
+from paperclip.actors import Actor
 from paperclip.api.authentication import BearerAuthentication, bearer_token, touch_last_used
 
 BOARD_TOKEN_PREFIX = "pcb_"

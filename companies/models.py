@@ -10,7 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
-from paperclip.api.ids import PrefixedIdField
+from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
 
 

@@ -16,7 +16,7 @@ from companies.models import (
     hash_token,
     new_secret,
 )
-from paperclip.api.actors import Actor
+from paperclip.actors import Actor
 from paperclip.api.serializers import camel
 
 PREFIX_LENGTH = 3

@@ -45,7 +45,7 @@ from issues.models import (
     Label,
     Project,
 )
-from paperclip.api.errors import ApiError, Forbidden
+from paperclip.errors import DomainError, NotAllowed
 
 # The status each PATCH-able transition leads to; `reopen` has its own service.
 PATCH_TARGETS = {name: target for target, name in TRANSITION_TO.items()}
@@ -371,7 +371,7 @@ DECISION_LABELS = {
     "request_revision": "Request revision",
 }
 # Decisions the board cannot make on an approval (a bad state, a read-only seat): shown, not 500.
-DECISION_REFUSALS = (ApiError, TransitionNotAllowed, ConcurrentTransition)
+DECISION_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
 
 
 class ApprovalForm(SameCompanyForm):
@@ -401,7 +401,7 @@ def decide(request, approval: Approval, decision: str, note: str = "") -> bool:
     """
     actor = board_actor(request.user)
     if not actor.can_write(approval.company_id):
-        raise Forbidden("Your membership in this company is read-only")
+        raise NotAllowed("Your membership in this company is read-only")
     before = approval.status
     decided = services.approval_decide(actor=actor, approval=approval, decision=decision, note=note)
     return decided.status != before

@@ -10,7 +10,7 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 
 from agents.models import Agent, HeartbeatRun, Team
 from companies.models import Company
-from paperclip.api.ids import PrefixedIdField, looks_like_id
+from paperclip.ids import PrefixedIdField, looks_like_id
 from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
 
 

@@ -39,16 +39,16 @@ from issues.storage import (
     safe_file_name,
     storage_name,
 )
-from paperclip.api.actors import Actor
-from paperclip.api.errors import (
-    BadRequest,
+from paperclip.actors import Actor
+from paperclip.api.serializers import camel
+from paperclip.errors import (
     Conflict,
-    Forbidden,
     InvalidTransition,
+    NotAllowed,
     PreconditionFailed,
     Unprocessable,
+    ValidationFailed,
 )
-from paperclip.api.serializers import camel
 
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
@@ -89,7 +89,7 @@ def ensure_agent_may_mutate(actor: Actor, issue: Issue) -> None:
             code="checked_out",
             details={"issueId": issue.pk, "assigneeAgentId": issue.assignee_agent_id},
         )
-    raise Forbidden("Agents may only change issues assigned to them or their reports")
+    raise NotAllowed("Agents may only change issues assigned to them or their reports")
 
 
 def _check_same_company(company_id: str, values: dict[str, Any]) -> None:
@@ -103,14 +103,14 @@ def _check_same_company(company_id: str, values: dict[str, Any]) -> None:
         for item in related:
             item_company = getattr(item, "company_id", None)
             if item_company is not None and item_company != company_id:
-                raise BadRequest(
+                raise ValidationFailed(
                     "Validation failed",
                     code="validation_error",
                     details={camel(name): ["Must belong to the issue's company."]},
                 )
     user = values.get("assignee_user")
     if user is not None and not user.memberships.filter(company_id=company_id).exists():
-        raise BadRequest(
+        raise ValidationFailed(
             "Validation failed",
             code="validation_error",
             details={"assigneeUserId": ["Must be a member of the issue's company."]},
@@ -137,7 +137,7 @@ def _refuse_cycle(record, parent, *, kind: str) -> None:
     node, depth = parent, 0
     while node is not None and depth < 1000:
         if node.pk == record.pk:
-            raise BadRequest(
+            raise ValidationFailed(
                 "Validation failed",
                 code="validation_error",
                 details={"parentId": [f"{kind} cannot be its own ancestor."]},
@@ -238,7 +238,7 @@ def _check_if_match(issue: Issue, if_match: str | None) -> None:
 def _reopen(actor: Actor, issue: Issue, wakes: Wakes) -> bool:
     """Reopen a terminal issue (board only) and wake its assignee. Answers whether it changed."""
     if actor.is_agent:
-        raise Forbidden("Agents cannot reopen issues; create a follow-up issue instead")
+        raise NotAllowed("Agents cannot reopen issues; create a follow-up issue instead")
     if not issue.is_terminal:
         return False
     previous = issue.status
@@ -452,7 +452,7 @@ def issue_checkout(
     run adopts a stale lock when `expected_statuses` has in_progress · else 409.
     """
     if actor.is_agent and actor.agent.pk != agent.pk:
-        raise Forbidden("Agents check out only as themselves")
+        raise NotAllowed("Agents check out only as themselves")
     ensure_wakeable(agent)
     run = resolve_run(actor, required=True)
     if issue.project_id and issue.project.status == issue.project.Status.PAUSED:
@@ -531,7 +531,7 @@ def issue_release(*, actor: Actor, issue: Issue) -> Issue:
     """
     issue = _lock(issue)
     if actor.is_agent and issue.assignee_agent_id != actor.agent.pk:
-        raise Forbidden("Only the assignee or the board may release an issue")
+        raise NotAllowed("Only the assignee or the board may release an issue")
     if issue.is_terminal:
         raise InvalidTransition(details={"from": issue.status, "to": Status.TODO, "allowed": []})
     _hold_lock(actor, issue)
@@ -808,7 +808,7 @@ def approval_resubmit(
     """The requesting agent sends a revised request back for a decision."""
     approval = _lock_approval(approval)
     if not (actor.is_agent and approval.requested_by_agent_id == actor.agent.pk):
-        raise Forbidden("Only the requesting agent may resubmit an approval")
+        raise NotAllowed("Only the requesting agent may resubmit an approval")
     approval.resubmit()
     if payload is not None:
         approval.payload = payload

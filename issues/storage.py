@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils.text import get_valid_filename
 
-from paperclip.api.errors import Unprocessable
+from paperclip.errors import Unprocessable
 
 # Types a browser would execute or render as a page: always served as downloads.
 DOWNLOAD_ONLY_TYPES = frozenset(

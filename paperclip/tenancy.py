@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models.functions import Lower
 
-from paperclip.api.actors import Actor
+from paperclip.actors import Actor
 
 
 def unique_name_per_company(model_label: str) -> models.UniqueConstraint:

@@ -8,7 +8,7 @@ import pytest
 from agents.models import Agent, AgentApiKey, HeartbeatRun
 from companies.models import ActivityEvent, Company, Membership
 from issues.models import Comment, Issue, Status
-from paperclip.api.ids import new_id
+from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
 

@@ -7,8 +7,8 @@ from rest_framework import serializers
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery
 from agents.runs import mint_run_token
 from paperclip.api.fields import CompanyScopedRelatedField
-from paperclip.api.ids import looks_like_id
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
+from paperclip.ids import looks_like_id
 
 
 class AgentSerializer(CamelModelSerializer):

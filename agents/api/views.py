@@ -23,9 +23,9 @@ from agents.api.serializers import (
     WokenRunSerializer,
 )
 from agents.models import Agent, HeartbeatRun
-from paperclip.api.errors import Forbidden, NotFound
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotAllowed, NotFound
 
 BOARD_ONLY_ACTIONS = {
     "create",
@@ -60,7 +60,7 @@ class AgentViewSet(ScopedViewSet):
     def me(self, request):
         """The calling agent, with its chain of command (direct manager first)."""
         if not self.actor.is_agent:
-            raise Forbidden("Only agents have a /agents/me; board users see /users/me")
+            raise NotAllowed("Only agents have a /agents/me; board users see /users/me")
         return Response(AgentMeSerializer(self.actor.agent).data)
 
     def list(self, request, company_pk: str):
@@ -132,7 +132,7 @@ class AgentViewSet(ScopedViewSet):
     def _wake(self, request, pk: str, data: dict) -> Response:
         agent = self.get_object()
         if self.actor.is_agent and self.actor.agent.pk != agent.pk:
-            raise Forbidden("An agent may wake only itself")
+            raise NotAllowed("An agent may wake only itself")
         serializer = WakeupSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         run = services.agent_wakeup(
@@ -182,7 +182,7 @@ class HeartbeatRunViewSet(ScopedViewSet):
             and self.actor.is_agent
             and run.agent_id != self.actor.agent.pk
         ):
-            raise Forbidden("A run belongs to its agent")
+            raise NotAllowed("A run belongs to its agent")
         return run
 
     def list(self, request, company_pk: str):

@@ -16,9 +16,9 @@ from companies.api.serializers import (
     UserMeSerializer,
 )
 from companies.models import ActivityEvent, Company
-from paperclip.api.errors import NotFound
 from paperclip.api.permissions import IsActor, IsBoard, IsInstanceAdmin
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotFound
 
 
 class CompanyViewSet(ScopedViewSet):

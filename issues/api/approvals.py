@@ -12,11 +12,11 @@ from issues import services
 from issues.api.serializers import IssueRefField, IssueSerializer
 from issues.api.views import IssueLookupMixin
 from issues.models import Approval, ApprovalComment
-from paperclip.api.errors import NotFound
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotFound
 
 BOARD_ONLY_ACTIONS = {"approve", "reject", "request_revision"}
 

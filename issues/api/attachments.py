@@ -13,9 +13,9 @@ from issues import services
 from issues.api.views import IssueLookupMixin
 from issues.models import Attachment, Comment, Issue
 from issues.storage import is_download_only
-from paperclip.api.errors import Forbidden, NotFound
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotAllowed, NotFound
 
 
 class AttachmentSerializer(CamelModelSerializer):
@@ -112,6 +112,6 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
         """The uploader or the board; the stored object goes once the delete commits."""
         attachment = self.get_object()
         if self.actor.is_agent and attachment.created_by_agent_id != self.actor.agent.pk:
-            raise Forbidden("Only the uploader or the board may delete an attachment")
+            raise NotAllowed("Only the uploader or the board may delete an attachment")
         services.attachment_delete(actor=self.actor, attachment=attachment)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -19,10 +19,10 @@ from issues.models import (
     Document,
     DocumentRevision,
 )
-from paperclip.api.errors import BadRequest, NotFound
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotFound, ValidationFailed
 
 KEY_PATTERN = re.compile(DOCUMENT_KEY)
 
@@ -62,7 +62,7 @@ class DocumentPutSerializer(CamelSerializer):
 
 def checked_key(key: str) -> str:
     if len(key) > DOCUMENT_KEY_MAX or not KEY_PATTERN.match(key):
-        raise BadRequest(
+        raise ValidationFailed(
             "Invalid document key",
             code="validation_error",
             details={"key": [f"Lowercase letters, digits, _ and -; at most {DOCUMENT_KEY_MAX}."]},

@@ -8,11 +8,11 @@ from rest_framework.response import Response
 from agents.models import Agent
 from issues import services
 from issues.models import Goal, Label, Project
-from paperclip.api.errors import NotFound
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.serializers import CamelModelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotFound
 
 
 class GoalSerializer(CamelModelSerializer):

@@ -28,10 +28,10 @@ from issues.api.serializers import (
     IssueWriteSerializer,
 )
 from issues.models import LIST_PREFETCHES, Comment, Issue, Status
-from paperclip.api.errors import BadRequest, Forbidden, NotFound
 from paperclip.api.pagination import MAX_LIMIT
 from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotAllowed, NotFound, ValidationFailed
 
 BOARD_ONLY_ACTIONS = {"destroy", "reopen", "force_release"}
 
@@ -217,7 +217,7 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
     def get_ordering_keys(self):
         order = self.request.query_params.get("order", "desc")
         if order not in ("asc", "desc"):
-            raise BadRequest("order must be asc or desc", details={"order": order})
+            raise ValidationFailed("order must be asc or desc", details={"order": order})
         descending = order == "desc"
         return (("created_at", descending), ("id", descending))
 
@@ -227,7 +227,7 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
             return None
         anchor = Comment.objects.filter(issue=self.issue, pk=after).first()
         if anchor is None:
-            raise BadRequest("after names no comment of this issue", details={"after": after})
+            raise ValidationFailed("after names no comment of this issue", details={"after": after})
         return (anchor.created_at, anchor.pk)
 
     @extend_schema(
@@ -277,7 +277,7 @@ class InboxViewSet(ScopedViewSet):
     def inbox_lite(self, request):
         """todo, in_progress and blocked issues assigned to the caller, by priority."""
         if not self.actor.is_agent:
-            raise Forbidden("Only agents have an inbox; board users list issues")
+            raise NotAllowed("Only agents have an inbox; board users list issues")
         issues = (
             self.get_queryset()
             .filter(

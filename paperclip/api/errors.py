@@ -1,7 +1,9 @@
 """The API's errors and the one exception handler that renders them.
 
 Every error on `/api` is `{"error": "<message>", "code": "<machine_code>", "details": ...}`.
-Domain code raises the classes below (or DRF's own); nothing builds an error `Response` by hand.
+Models and services raise the domain errors of `paperclip.errors` (views may raise them too, or
+DRF's own); this module alone decides their status codes. Nothing builds an error `Response` by
+hand.
 """
 
 from __future__ import annotations
@@ -13,73 +15,29 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 
+from paperclip import errors
 
-class ApiError(exceptions.APIException):
-    """Base of our own errors: a message, a machine code and optional details."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "Bad request"
-    default_code = "bad_request"
-
-    def __init__(self, message: str | None = None, *, details: Any = None, code: str | None = None):
-        super().__init__(message or self.default_detail, code or self.default_code)
-        self.message = str(message or self.default_detail)
-        self.error_code = code or self.default_code
-        self.details = details
-
-
-class BadRequest(ApiError):
-    pass
+# The `/api` status of each domain error class (the most specific class listed wins).
+STATUS_OF: dict[type[errors.DomainError], int] = {
+    errors.ValidationFailed: 400,
+    errors.NotAuthenticated: 401,
+    errors.NotAllowed: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
+    errors.Unprocessable: 422,
+    errors.Unavailable: 503,
+}
 
 
-class Unauthorized(ApiError):
-    status_code = status.HTTP_401_UNAUTHORIZED
-    default_detail = "Unauthorized"
-    default_code = "unauthorized"
-
-
-class Forbidden(ApiError):
-    status_code = status.HTTP_403_FORBIDDEN
-    default_detail = "Forbidden"
-    default_code = "forbidden"
-
-
-class NotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
-    default_detail = "Not found"
-    default_code = "not_found"
-
-
-class Conflict(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "Conflict"
-    default_code = "conflict"
-
-
-class PreconditionFailed(ApiError):
-    status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = "The resource was modified since you read it"
-    default_code = "precondition_failed"
-
-
-class Unprocessable(ApiError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "Unprocessable request"
-    default_code = "unprocessable"
-
-
-class InvalidTransition(Unprocessable):
-    default_detail = "Invalid state transition"
-    default_code = "invalid_transition"
-
-
-class ServiceUnavailable(ApiError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Service unavailable"
-    default_code = "service_unavailable"
+def status_of(exc: errors.DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 400
 
 
 def _body(error: str, code: str, details: Any = None) -> dict[str, Any]:
@@ -89,31 +47,14 @@ def _body(error: str, code: str, details: Any = None) -> dict[str, Any]:
     return body
 
 
-def _fsm_details(exc: TransitionNotAllowed) -> dict[str, Any] | None:
-    """`{from, to, allowed}` for a transition method that refused to run."""
-    instance, method = getattr(exc, "object", None), getattr(exc, "method", None)
-    meta = getattr(method, "_django_fsm", None)
-    if instance is None or meta is None:
-        return None
-    field = meta.field
-    targets = {t.target for t in meta.transitions.values() if isinstance(t.target, str)}
-    available = getattr(instance, f"get_available_{field.name}_transitions")()
-    return {
-        "from": field.get_state(instance),
-        "to": targets.pop() if len(targets) == 1 else None,
-        "allowed": sorted({t.target for t in available if isinstance(t.target, str)}),
-    }
-
-
 def _as_api_error(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | None:
     """Map any exception we know to (status, body, headers)."""
-    if isinstance(exc, ApiError):
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else {}
-        return exc.status_code, _body(exc.message, exc.error_code, exc.details), headers
-    if isinstance(exc, TransitionNotAllowed):
-        return 422, _body("Invalid state transition", "invalid_transition", _fsm_details(exc)), {}
-    if isinstance(exc, ConcurrentTransition):
-        return 409, _body("The resource was changed concurrently; retry", "concurrent_change"), {}
+    if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):
+        exc = errors.from_fsm(exc)
+    if isinstance(exc, errors.DomainError):
+        status_code = status_of(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else {}
+        return status_code, _body(exc.message, exc.code, exc.details), headers
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return 401, _body("Unauthorized", "unauthorized"), {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, exceptions.ValidationError):

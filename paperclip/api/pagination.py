@@ -18,7 +18,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from paperclip.api.errors import BadRequest
+from paperclip.errors import ValidationFailed
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -33,9 +33,9 @@ def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int =
     try:
         limit = int(raw)
     except ValueError:
-        raise BadRequest("limit must be an integer", details={"limit": raw}) from None
+        raise ValidationFailed("limit must be an integer", details={"limit": raw}) from None
     if limit < 1 or limit > maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}", details={"limit": limit})
+        raise ValidationFailed(f"limit must be between 1 and {maximum}", details={"limit": limit})
     return limit
 
 
@@ -64,9 +64,9 @@ def _decode(cursor: str, length: int) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, TypeError):
-        raise BadRequest("Invalid cursor", details={"cursor": cursor}) from None
+        raise ValidationFailed("Invalid cursor", details={"cursor": cursor}) from None
     if not isinstance(values, list) or len(values) != length:
-        raise BadRequest("Invalid cursor", details={"cursor": cursor})
+        raise ValidationFailed("Invalid cursor", details={"cursor": cursor})
     return values
 
 
@@ -99,7 +99,7 @@ class KeysetPagination(BasePagination):
             rows = list(queryset.order_by(*order_by_args(keys))[: self.limit + 1])
         except (ValueError, TypeError, DjangoValidationError):
             # A cursor whose values do not fit the columns (hand-made or from another list).
-            raise BadRequest("Invalid cursor", details={"cursor": cursor}) from None
+            raise ValidationFailed("Invalid cursor", details={"cursor": cursor}) from None
         self.next_cursor = None
         if len(rows) > self.limit:
             rows = rows[: self.limit]

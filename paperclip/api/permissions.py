@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from paperclip.api.actors import Actor
+from paperclip.actors import Actor
 
 
 def actor_of(request) -> Actor | None:

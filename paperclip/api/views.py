@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.response import Response
 
-from paperclip.api.errors import ServiceUnavailable
+from paperclip.errors import Unavailable
 
 
 @extend_schema(
@@ -26,5 +26,5 @@ def health(request):
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except DatabaseError:
-        raise ServiceUnavailable("Database unavailable", details={"database": "down"}) from None
+        raise Unavailable("Database unavailable", details={"database": "down"}) from None
     return Response({"status": "ok", "database": "ok"})

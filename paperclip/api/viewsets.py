@@ -6,9 +6,9 @@ from django.urls import re_path
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 
-from paperclip.api.actors import Actor
-from paperclip.api.errors import Forbidden, NotFound
+from paperclip.actors import Actor
 from paperclip.api.pagination import KeysetPagination
+from paperclip.errors import NotAllowed, NotFound
 
 
 class ScopedViewSet(viewsets.GenericViewSet):
@@ -54,7 +54,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def require_company_write(self) -> None:
         """For creates under a company route: the caller must be allowed to write there."""
         if not self.actor.can_write(self.company.pk):
-            raise Forbidden("Your membership in this company is read-only")
+            raise NotAllowed("Your membership in this company is read-only")
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

@@ -87,7 +87,9 @@ def test_disallowed_transition_shows_the_error_and_changes_nothing(staff, compan
     response = press(staff, issue, "complete")
 
     assert response.status_code == 200
-    assert messages_of(response) == ["Invalid state transition"]
+    assert messages_of(response) == [
+        "Invalid state transition: from backlog to done (allowed: todo, blocked, cancelled)"
+    ]
     issue.refresh_from_db()
     assert (issue.status, issue.version, issue.completed_at) == (Status.BACKLOG, 1, None)
     assert not ActivityEvent.objects.exists()

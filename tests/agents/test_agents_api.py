@@ -10,7 +10,7 @@ import pytest
 
 from agents.models import Agent, AgentApiKey
 from companies.models import ActivityEvent
-from paperclip.api.ids import new_id
+from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
 

@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from agents.delivery import new_webhook_secret
 from agents.models import Agent, HeartbeatRun, WakeDelivery
 from companies.models import ActivityEvent
-from paperclip.api.ids import new_id
+from paperclip.ids import new_id
 from tests import factories
 from tests.agents.receivers import Receiver, refused_url, running_receiver
 from tests.conftest import client_for

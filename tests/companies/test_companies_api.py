@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from companies.models import ActivityEvent, Company
-from paperclip.api.ids import new_id
+from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
 

@@ -11,14 +11,14 @@ import pytest
 from companies.authentication import board_actor
 from issues import services
 from issues.models import Issue
-from paperclip.api.errors import BadRequest
+from paperclip.errors import ValidationFailed
 from tests import factories
 
 
 def test_an_issue_cannot_be_assigned_to_another_companys_agent(company, board_user, other_agent):
     issue = factories.IssueFactory(company=company, title="Ours")
 
-    with pytest.raises(BadRequest) as refused:
+    with pytest.raises(ValidationFailed) as refused:
         services.issue_update(
             actor=board_actor(board_user), issue=issue, changes={"assignee_agent": other_agent}
         )
@@ -30,7 +30,7 @@ def test_an_issue_cannot_be_assigned_to_another_companys_agent(company, board_us
 def test_an_issue_cannot_take_another_companys_labels(company, board_user, other_company):
     foreign = factories.LabelFactory(company=other_company)
 
-    with pytest.raises(BadRequest):
+    with pytest.raises(ValidationFailed):
         services.issue_create(
             actor=board_actor(board_user),
             company=company,
@@ -43,7 +43,7 @@ def test_an_issue_cannot_take_another_companys_labels(company, board_user, other
 def test_an_issue_cannot_be_assigned_to_a_user_outside_the_company(company, board_user):
     outsider = factories.UserFactory(username="outsider")
 
-    with pytest.raises(BadRequest) as refused:
+    with pytest.raises(ValidationFailed) as refused:
         services.issue_create(
             actor=board_actor(board_user),
             company=company,

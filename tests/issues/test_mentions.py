@@ -9,7 +9,7 @@ import pytest
 
 from agents.models import Agent, HeartbeatRun, WakeupRequest
 from issues.mentions import mentioned_agents
-from paperclip.api.ids import new_id
+from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
 

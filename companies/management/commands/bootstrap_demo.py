@@ -35,7 +35,7 @@ from agents.models import Agent, AgentApiKey
 from agents.services import agent_create, agent_key_create
 from companies.models import BoardToken, Company, Membership, User, hash_token
 from companies.services import board_token_create, company_create, membership_grant
-from paperclip.api.actors import SYSTEM
+from paperclip.actors import SYSTEM
 
 BOARD_USERNAME = "board"
 COMPANY_NAME = "Demo Company"

@@ -18,7 +18,7 @@ from django.db import transaction
 from agents.models import HeartbeatRun
 from issues.models import Issue
 from issues.services import release_stale_lock
-from paperclip.api.actors import SYSTEM
+from paperclip.actors import SYSTEM
 
 BATCH = 500
 
