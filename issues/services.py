@@ -304,6 +304,10 @@ def issue_update(
 
     if issue.status == Status.IN_PROGRESS and issue.assignee_agent_id != previous_agent:
         # The lock belongs to the previous assignee's run; the new assignee checks out afresh.
+        # A live holder is still working: taking the issue from it is an explicit act (the
+        # board's force-release, or the reassign verb), never a side effect of an edit.
+        if issue.assignee_agent_id or issue.assignee_user_id:
+            _refuse_live_holder(issue)
         issue.checkout_run = None
         issue.execution_locked_at = None
     if target:
@@ -424,6 +428,21 @@ def _hold_lock(actor: Actor, issue: Issue) -> None:
         LOCK_ADOPTED,
         {"runId": run.pk, "previousRunId": holder.pk if holder else None},
     )
+
+
+def _refuse_live_holder(issue: Issue) -> None:
+    """409 naming the live run that holds the issue's lock, if one does."""
+    holder = issue.checkout_run
+    if holder is not None and holder.is_live:
+        raise Conflict(
+            "Issue is checked out by a live run; force-release it (or reassign) first",
+            code="issue_locked_by_live_run",
+            details={
+                "issueId": issue.pk,
+                "checkoutRunId": holder.pk,
+                "assigneeAgentId": holder.agent_id,
+            },
+        )
 
 
 def _checkout_conflict(issue: Issue) -> Conflict:
