@@ -1,0 +1,94 @@
+"""What organises issues: goals, projects and labels."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from agents.models import Agent
+from companies.models import Company
+from paperclip.ids import PrefixedIdField
+from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
+
+
+class Goal(models.Model):
+    class Level(models.TextChoices):
+        COMPANY = "company"
+        TEAM = "team"
+        AGENT = "agent"
+        TASK = "task"
+
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        ACTIVE = "active"
+        ACHIEVED = "achieved"
+        CANCELLED = "cancelled"
+
+    id = PrefixedIdField(prefix="gol")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="goals")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True, default="")
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.TASK)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    owner_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_goals"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        PLANNED = "planned"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    id = PrefixedIdField(prefix="prj")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    goals = models.ManyToManyField(Goal, blank=True, related_name="projects")
+    lead_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_projects"
+    )
+    target_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    id = PrefixedIdField(prefix="lbl")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="labels")
+    name = models.CharField(max_length=64)
+    color = models.CharField(max_length=16, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [unique_name_per_company("label")]
+
+    def __str__(self) -> str:
+        return self.name
