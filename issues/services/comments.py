@@ -1,0 +1,52 @@
+"""Comments: any member of the company may write on an issue, open or finished."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from agents.wakeups import Source, Wakes
+from issues.mentions import mentioned_agents
+from issues.models import (
+    Comment,
+    Issue,
+)
+from issues.services.access import hold_lock
+from issues.services.reopen import reopen_locked
+from issues.services.rows import lock_issue, log
+from paperclip.actors import Actor
+
+
+def add_comment(actor: Actor, issue: Issue, body: str, wakes: Wakes) -> Comment:
+    """Add a comment; wake the assignee (unless they wrote it or the issue is finished) and
+    every agent it @-mentions (never the author)."""
+    comment = Comment.objects.create(
+        company_id=issue.company_id,
+        issue=issue,
+        author_agent=actor.agent,
+        author_user=actor.user,
+        body=body,
+        run_id=actor.run_id,
+    )
+    log(actor, issue, "issue.comment_added", {"commentId": comment.pk}, entity=comment)
+    if not issue.is_terminal:
+        wakes.add(issue.assignee_agent, Source.AUTOMATION, "issue_commented", commentId=comment.pk)
+    for agent in mentioned_agents(body, issue.company_id):
+        wakes.add(agent, Source.AUTOMATION, "issue_comment_mentioned", commentId=comment.pk)
+    return comment
+
+
+@transaction.atomic
+def comment_create(*, actor: Actor, issue: Issue, body: str, reopen: bool = False) -> Comment:
+    """Any member of the company may comment, on open and finished issues alike.
+
+    `reopen: true` (board only) reopens a finished issue in the same transaction.
+    """
+    issue = lock_issue(issue)
+    wakes = Wakes(actor)
+    if reopen:
+        reopen_locked(actor, issue, wakes)
+    if actor.is_agent and issue.assignee_agent_id == actor.agent.pk:
+        hold_lock(actor, issue)
+    comment = add_comment(actor, issue, body, wakes)
+    wakes.send(issue_id=issue.pk)
+    return comment

@@ -1,0 +1,78 @@
+"""Goals, projects and labels: plain records of the company, each write logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from companies.models import Company
+from companies.services import activity_record, apply_changes
+from issues.models import (
+    Goal,
+)
+from issues.services.relations import refuse_cycle
+from paperclip.actors import Actor
+from paperclip.api.serializers import camel
+
+
+@transaction.atomic
+def record_create(*, actor: Actor, company: Company, model: type, data: dict[str, Any]):
+    """Create a goal, project or label of the company (many-to-many values set after)."""
+    data = dict(data)
+    m2m = {f.name: data.pop(f.name) for f in model._meta.many_to_many if f.name in data}
+    record = model.objects.create(company=company, **data)
+    for name, values in m2m.items():
+        getattr(record, name).set(values)
+    activity_record(
+        actor=actor,
+        company_id=company.pk,
+        action=f"{model._meta.model_name}.created",
+        entity_type=model._meta.model_name,
+        entity_id=record.pk,
+        details={"name": str(record)},
+    )
+    return record
+
+
+@transaction.atomic
+def record_update(*, actor: Actor, record, changes: dict[str, Any]):
+    model = type(record)
+    record = model.objects.select_for_update().get(pk=record.pk)
+    changes = dict(changes)
+    if isinstance(record, Goal) and "parent" in changes:
+        refuse_cycle(record, changes["parent"], kind="A goal")
+    m2m = {f.name: changes.pop(f.name) for f in model._meta.many_to_many if f.name in changes}
+    diff = apply_changes(record, changes)
+    for name, values in m2m.items():
+        before = set(getattr(record, name).values_list("pk", flat=True))
+        after = {value.pk for value in values}
+        if before != after:
+            getattr(record, name).set(values)
+            diff[camel(name[:-1] + "_ids")] = {"from": sorted(before), "to": sorted(after)}
+    if diff:
+        record.save()
+        activity_record(
+            actor=actor,
+            company_id=record.company_id,
+            action=f"{model._meta.model_name}.updated",
+            entity_type=model._meta.model_name,
+            entity_id=record.pk,
+            details={"changes": diff},
+        )
+    return record
+
+
+@transaction.atomic
+def record_delete(*, actor: Actor, record) -> None:
+    """Delete a goal, project or label; issues keep existing without it."""
+    model_name = record._meta.model_name
+    activity_record(
+        actor=actor,
+        company_id=record.company_id,
+        action=f"{model_name}.deleted",
+        entity_type=model_name,
+        entity_id=record.pk,
+        details={"name": str(record)},
+    )
+    record.delete()

@@ -1,0 +1,64 @@
+"""What an issue (or goal) may point at: its own company's records, one assignee, no cycles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paperclip.api.serializers import camel
+from paperclip.errors import (
+    Unprocessable,
+    ValidationFailed,
+)
+
+
+def check_same_company(company_id: str, values: dict[str, Any]) -> None:
+    """Every related record an issue points at belongs to the issue's company.
+
+    The API's scoped fields already refuse foreign ids; this keeps every other caller (the
+    admin, commands, later APIs) from linking across tenants.
+    """
+    for name, value in values.items():
+        related = value if isinstance(value, (list, tuple, set)) else [value]
+        for item in related:
+            item_company = getattr(item, "company_id", None)
+            if item_company is not None and item_company != company_id:
+                raise ValidationFailed(
+                    "Validation failed",
+                    code="validation_error",
+                    details={camel(name): ["Must belong to the issue's company."]},
+                )
+    user = values.get("assignee_user")
+    if user is not None and not user.memberships.filter(company_id=company_id).exists():
+        raise ValidationFailed(
+            "Validation failed",
+            code="validation_error",
+            details={"assigneeUserId": ["Must be a member of the issue's company."]},
+        )
+
+
+def check_assignees(changes: dict[str, Any]) -> None:
+    """At most one assignee: naming one replaces the other; naming both is a 422."""
+    agent, user = changes.get("assignee_agent"), changes.get("assignee_user")
+    if agent is not None and user is not None:
+        raise Unprocessable(
+            "An issue has at most one assignee: an agent or a user", code="one_assignee"
+        )
+    if agent is not None and "assignee_user" not in changes:
+        changes["assignee_user"] = None
+    if user is not None and "assignee_agent" not in changes:
+        changes["assignee_agent"] = None
+    if agent is not None and agent.status == agent.Status.TERMINATED:
+        raise Unprocessable("Cannot assign a terminated agent", code="agent_terminated")
+
+
+def refuse_cycle(record, parent, *, kind: str) -> None:
+    """A record (issue or goal) may not become its own ancestor through `parent`."""
+    node, depth = parent, 0
+    while node is not None and depth < 1000:
+        if node.pk == record.pk:
+            raise ValidationFailed(
+                "Validation failed",
+                code="validation_error",
+                details={"parentId": [f"{kind} cannot be its own ancestor."]},
+            )
+        node, depth = node.parent, depth + 1
