@@ -3,7 +3,8 @@
 The bases here are shared by the agents and issues admins: `CompanyScopedAdmin` (tenancy: staff
 who are not superusers see and pick only their companies' rows), `ServiceAdmin` (the change form
 saves through a service; a refusal is shown as a message, never a 500), `ServiceFSMAdmin` (its
-transition buttons too) and `ReadOnlyAdmin` (logs and records).
+transition buttons too), `ReadOnlyAdmin` (logs and records) and `ReadOnlyInline` (rows shown on
+their parent's page).
 """
 
 from __future__ import annotations
@@ -140,6 +141,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on their parent's page, written only through the API's services."""
+
+    extra = 0
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def author_of(row: models.Model) -> Any:
+    """Who wrote a comment or a revision: its agent or its user."""
+    return row.author_agent or row.author_user or "—"
 
 
 class ServiceAdmin(admin.ModelAdmin):

@@ -1,0 +1,210 @@
+"""Approvals in the admin: the board's queue, decided through `approval_decide`.
+
+Pending approvals come first; approve, reject and request revision are buttons on the page and
+changelist actions, each one click; repeating a decision changes (and logs) nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Case, Count, IntegerField, Value, When
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+
+from companies.admin import (
+    CompanyScopedAdmin,
+    ReadOnlyInline,
+    SameCompanyForm,
+    ServiceFSMAdmin,
+    author_of,
+    refusal_message,
+)
+from companies.authentication import board_actor
+from issues import services
+from issues.models import Approval, ApprovalComment
+from paperclip.errors import DomainError, NotAllowed
+
+DECISION_LABELS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "request_revision": "Request revision",
+}
+# Decisions the board cannot make on an approval (a bad state, a read-only seat): shown, not 500.
+DECISION_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
+
+
+class ApprovalForm(SameCompanyForm):
+    note = forms.CharField(
+        label="Decision note",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept with the decision button you press (approve, reject, request revision).",
+    )
+
+
+class ApprovalCommentInline(ReadOnlyInline):
+    model = ApprovalComment
+    fields = ("created_at", "author", "body")
+    readonly_fields = fields
+
+    @admin.display(description="author")
+    def author(self, comment: ApprovalComment):
+        return author_of(comment)
+
+
+def decide(request, approval: Approval, decision: str, note: str = "") -> bool:
+    """Apply one board decision through the service; answers whether it changed the approval.
+
+    Refusals propagate (callers show them); a seat that is read-only in the approval's company
+    is refused like the API refuses it.
+    """
+    actor = board_actor(request.user)
+    if not actor.can_write(approval.company_id):
+        raise NotAllowed("Your membership in this company is read-only")
+    before = approval.status
+    decided = services.approval_decide(actor=actor, approval=approval, decision=decision, note=note)
+    return decided.status != before
+
+
+def refusal(approval: Approval, decision: str, exc: Exception) -> str:
+    if isinstance(exc, TransitionNotAllowed):
+        reason = f"it is {approval.status}"
+    else:
+        reason = refusal_message(exc)
+    return f"{DECISION_LABELS[decision]} refused for {approval.pk} ({approval.type}): {reason}."
+
+
+@admin.register(Approval)
+class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
+    """Pending approvals first. Decisions are changelist actions and buttons on the page; the
+    status is never a form field, and repeating a decision changes (and logs) nothing."""
+
+    form = ApprovalForm
+    fsm_fields = ["status"]
+    list_display = ("id", "type", "status", "requester", "created_at", "linked_issues", "company")
+    list_filter = ("status", "type")
+    search_fields = ("id", "requested_by_agent__name")
+    list_select_related = ("company", "requested_by_agent", "requested_by_user")
+    ordering = (
+        Case(
+            When(status=Approval.Status.PENDING, then=Value(0)),
+            default=Value(1),
+            output_field=IntegerField(),
+        ).asc(),
+        "-created_at",
+    )
+    fields = (
+        "id",
+        "company",
+        "type",
+        "status",
+        "requester",
+        "created_at",
+        "payload_json",
+        "issue_links",
+        "decided_by_user",
+        "decided_at",
+        "decision_note",
+        "updated_at",
+        "note",
+    )
+    readonly_fields = (
+        "id",
+        "company",
+        "type",
+        "requester",
+        "created_at",
+        "payload_json",
+        "issue_links",
+        "decided_by_user",
+        "decided_at",
+        "decision_note",
+        "updated_at",
+    )
+    inlines = [ApprovalCommentInline]
+    actions = ["approve_selected", "reject_selected", "request_revision_selected"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(issues_count=Count("issues"))
+
+    def has_add_permission(self, request):
+        return False  # agents ask through the API (POST /api/companies/{id}/approvals)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a decision record; the log refers to it
+
+    @admin.display(description="requester")
+    def requester(self, approval: Approval):
+        return approval.requested_by_agent or approval.requested_by_user or "—"
+
+    @admin.display(description="linked issues", ordering="issues_count")
+    def linked_issues(self, approval: Approval) -> int:
+        return approval.issues_count
+
+    @admin.display(description="payload")
+    def payload_json(self, approval: Approval):
+        return format_html("<pre>{}</pre>", json.dumps(approval.payload, indent=2, sort_keys=True))
+
+    @admin.display(description="issues")
+    def issue_links(self, approval: Approval):
+        issues = approval.issues.order_by("number")
+        if not issues:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{}</a> · {}',
+            ((reverse("admin:issues_issue_change", args=[i.pk]), i, i.status) for i in issues),
+        )
+
+    # The FSM buttons: only the board's three decisions (resubmit is the agent's, cancel has
+    # no service).
+    def is_fsm_transition_visible(self, transition) -> bool:
+        return transition.name in DECISION_LABELS
+
+    def get_fsm_label(self, transition) -> str:
+        return DECISION_LABELS.get(transition.name, transition.name)
+
+    def update(self, request, obj, changes, form):
+        if form.cleaned_data.get("note") and not request.POST.get(self.fsm_post_param):
+            self.message_user(
+                request, "The note was not kept: it goes with a decision.", messages.WARNING
+            )
+        return obj  # nothing on the form is a field of the approval
+
+    def transition(self, request, obj, name):
+        decide(request, obj, name, note=request.POST.get("note", ""))
+
+    def _decide_selected(self, request, queryset, decision: str) -> None:
+        changed = unchanged = 0
+        for approval in queryset:
+            try:
+                if decide(request, approval, decision):
+                    changed += 1
+                else:
+                    unchanged += 1
+            except DECISION_REFUSALS as exc:
+                self.message_user(request, refusal(approval, decision, exc), messages.ERROR)
+        target = services.DECISIONS[decision]
+        if changed:
+            self.message_user(
+                request, f"{DECISION_LABELS[decision]}: {changed} done.", messages.SUCCESS
+            )
+        if unchanged:
+            self.message_user(request, f"{unchanged} already {target}: unchanged.", messages.INFO)
+
+    @admin.action(description="Approve", permissions=["change"])
+    def approve_selected(self, request, queryset):
+        self._decide_selected(request, queryset, "approve")
+
+    @admin.action(description="Reject", permissions=["change"])
+    def reject_selected(self, request, queryset):
+        self._decide_selected(request, queryset, "reject")
+
+    @admin.action(description="Request revision", permissions=["change"])
+    def request_revision_selected(self, request, queryset):
+        self._decide_selected(request, queryset, "request_revision")

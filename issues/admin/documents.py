@@ -1,0 +1,63 @@
+"""Documents in the admin: read here, written through the API (revisions are append-only).
+
+A document's page lists its revisions, newest first; the issue page links to it.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, author_of
+from issues.models import Document, DocumentRevision
+
+
+class DocumentRevisionInline(ReadOnlyInline):
+    model = DocumentRevision
+    fields = ("number", "title", "change_summary", "author", "run_id", "created_at", "excerpt")
+    readonly_fields = fields
+    ordering = ("-number",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author_agent", "author_user")
+
+    @admin.display(description="author")
+    def author(self, revision: DocumentRevision):
+        return author_of(revision)
+
+    @admin.display(description="body")
+    def excerpt(self, revision: DocumentRevision):
+        return Truncator(revision.body).chars(300)
+
+
+@admin.register(Document)
+class DocumentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+    list_display = ("key", "issue", "title", "revision", "updated_at")
+    search_fields = ("key", "title", "issue__identifier")
+    list_select_related = ("issue", "latest_revision")
+    fields = (
+        "issue_link",
+        "key",
+        "title",
+        "format",
+        "revision",
+        "body",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    inlines = [DocumentRevisionInline]
+
+    @admin.display(description="issue")
+    def issue_link(self, document: Document):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:issues_issue_change", args=[document.issue_id]),
+            document.issue,
+        )
+
+    @admin.display(description="revision")
+    def revision(self, document: Document):
+        return document.latest_revision.number if document.latest_revision else "—"

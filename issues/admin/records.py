@@ -1,0 +1,66 @@
+"""Goals, projects and labels in the admin: saved and deleted through the record services, so
+each write is logged like the API's."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from companies.admin import CompanyScopedAdmin, ServiceAdmin
+from companies.authentication import board_actor
+from issues import services
+from issues.models import Goal, Label, Project
+
+
+class RecordAdmin(CompanyScopedAdmin, ServiceAdmin):
+    readonly_fields = ("created_at",)
+
+    def create(self, request, form):
+        return services.record_create(
+            actor=board_actor(request.user),
+            company=form.cleaned_data["company"],
+            model=self.model,
+            data=self.model_data(form, "company"),
+        )
+
+    def update(self, request, obj, changes, form):
+        return services.record_update(actor=board_actor(request.user), record=obj, changes=changes)
+
+    def save_related(self, request, form, formsets, change):
+        # Not form.save_m2m(): the service has set the many-to-many fields (project goals).
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def delete_model(self, request, obj):
+        services.record_delete(actor=board_actor(request.user), record=obj)
+
+    def delete_queryset(self, request, queryset):
+        actor = board_actor(request.user)
+        for record in queryset:
+            services.record_delete(actor=actor, record=record)
+
+
+@admin.register(Goal)
+class GoalAdmin(RecordAdmin):
+    list_display = ("title", "company", "level", "status", "parent", "owner_agent")
+    list_filter = ("level", "status", "company")
+    search_fields = ("title",)
+    list_select_related = ("company", "parent", "owner_agent")
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Project)
+class ProjectAdmin(RecordAdmin):
+    list_display = ("name", "company", "status", "lead_agent", "target_date")
+    list_filter = ("status", "company")
+    search_fields = ("name",)
+    list_select_related = ("company", "lead_agent")
+    filter_horizontal = ("goals",)
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(Label)
+class LabelAdmin(RecordAdmin):
+    list_display = ("name", "company", "color")
+    list_filter = ("company",)
+    search_fields = ("name",)
+    list_select_related = ("company",)
