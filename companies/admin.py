@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
 from django.http import HttpResponseRedirect
@@ -208,6 +209,20 @@ class ServiceFSMAdmin(FSMAdminMixin, ServiceAdmin):
 
     def transition(self, request, obj, name: str) -> None:
         raise NotImplementedError
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # FSMAdminMixin looks the object up with the URL's id as is, but the changelist links
+        # to `quote(pk)` (`iss_01…` → `iss_5F01…`): unquoted here, as Django's own view does,
+        # or a page opened from the list finds no object and shows no buttons.
+        obj = self.get_object(request, unquote(object_id))
+        context = {
+            **(extra_context or {}),
+            self.fsm_context_key: self._get_fsm_extra_context(request=request, obj=obj),
+        }
+        return super(FSMAdminMixin, self).change_view(request, object_id, form_url, context)
+
+    def fsm_transition_view(self, request, object_id, transition_name, **kwargs):
+        return super().fsm_transition_view(request, unquote(object_id), transition_name, **kwargs)
 
     def _transition_names(self) -> set[str]:
         """The transitions a button may name (those marked `admin: False` are not offered)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -26,3 +27,17 @@ def messages_of(response) -> list[str]:
 def buttons(response) -> list[str]:
     """The transition buttons on a change page, in page order."""
     return re.findall(r'name="_fsm_transition_to"\s+value="(\w+)"', response.content.decode())
+
+
+def change_link(changelist, label: str) -> str:
+    """The change-page link the changelist renders for the row labelled `label` (its quoted pk,
+    `iss_5F01…`, as a user's click follows it)."""
+    page = changelist.content.decode()
+    [href] = re.findall(rf'<a href="([^"]*/change/[^"]*)"[^>]*>{re.escape(label)}</a>', page)
+    return html.unescape(href)
+
+
+def press(client, url: str, transition: str, **edits):
+    """Submit the change page at `url` with one transition button, as the browser does."""
+    data = form_data(client.get(url)) | edits
+    return client.post(url, data | {"_fsm_transition_to": transition}, follow=True)

@@ -6,7 +6,7 @@ from django.urls import reverse
 from agents.models import Agent
 from companies.models import ActivityEvent
 from tests import factories
-from tests.admin import buttons, form_data, messages_of
+from tests.admin import buttons, form_data, messages_of, press
 
 
 def change_url(agent: Agent) -> str:
@@ -19,11 +19,6 @@ def staff(client, admin_user):
     return client
 
 
-def press(client, agent: Agent, transition: str):
-    data = form_data(client.get(change_url(agent)))
-    return client.post(change_url(agent), data | {"_fsm_transition_to": transition}, follow=True)
-
-
 def test_change_page_offers_pause_and_terminate_for_an_active_agent(staff, agent):
     response = staff.get(change_url(agent))
 
@@ -33,7 +28,7 @@ def test_change_page_offers_pause_and_terminate_for_an_active_agent(staff, agent
 
 
 def test_pause_button_pauses_through_the_service(staff, agent, admin_user):
-    response = press(staff, agent, "pause")
+    response = press(staff, change_url(agent), "pause")
 
     assert "Pause: done." in messages_of(response)
     agent.refresh_from_db()
@@ -44,7 +39,7 @@ def test_pause_button_pauses_through_the_service(staff, agent, admin_user):
 
 
 def test_resume_on_an_active_agent_is_refused(staff, agent):
-    response = press(staff, agent, "resume")
+    response = press(staff, change_url(agent), "resume")
 
     assert len(messages_of(response)) == 1
     assert "resume" in messages_of(response)[0]
@@ -56,7 +51,7 @@ def test_resume_on_an_active_agent_is_refused(staff, agent):
 def test_terminate_button_revokes_the_agents_keys(staff, agent):
     key = factories.AgentApiKeyFactory(agent=agent)
 
-    press(staff, agent, "terminate")
+    press(staff, change_url(agent), "terminate")
 
     agent.refresh_from_db()
     key.refresh_from_db()
