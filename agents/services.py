@@ -12,8 +12,9 @@ from agents.models import Agent, AgentApiKey, HeartbeatRun
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import activity_record, apply_changes
+from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
 from paperclip.actors import Actor
-from paperclip.errors import Conflict, validation_error
+from paperclip.errors import Conflict, NotAllowed, validation_error
 
 
 def _log(actor: Actor, agent: Agent, action: str, details: dict[str, Any] | None = None) -> None:
@@ -41,6 +42,7 @@ def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
 
 @transaction.atomic
 def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Agent:
+    ensure_board(actor, company.pk)
     agent = Agent(company=company, webhook_secret=new_webhook_secret(), **data)
     validate_reports_to(agent, agent.reports_to)
     agent.save()
@@ -50,6 +52,7 @@ def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Age
 
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agent:
+    ensure_board(actor, agent.company_id)
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if "reports_to" in changes:
         validate_reports_to(agent, changes["reports_to"])
@@ -61,6 +64,7 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
 
 
 def _transition(actor: Actor, agent: Agent, name: str, action: str) -> Agent:
+    ensure_board(actor, agent.company_id)
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     previous = agent.status
     getattr(agent, name)()
@@ -93,6 +97,7 @@ def agent_key_create(
     *, actor: Actor, agent: Agent, name: str = "default"
 ) -> tuple[AgentApiKey, str]:
     """Create an API key; the plain token is returned once and never stored."""
+    ensure_board(actor, agent.company_id)
     if agent.status == Agent.Status.TERMINATED:
         raise Conflict(
             "Agent is terminated; it gets no new keys",
@@ -121,6 +126,7 @@ def agent_wakeup(
     idempotency_key: str | None = None,
 ) -> HeartbeatRun:
     """Wake an agent by hand (the board, or an agent waking itself); answers its run."""
+    ensure_self_or_board(actor, agent, "An agent may wake only itself")
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     ensure_wakeable(agent)
     payload = payload or {}
@@ -150,6 +156,17 @@ def _lock_run(run: HeartbeatRun) -> HeartbeatRun:
     return HeartbeatRun.objects.select_for_update().get(pk=run.pk)
 
 
+def _ensure_runs_own(actor: Actor, run: HeartbeatRun) -> None:
+    """A run is started, renewed and finished by its own agent (or the board).
+
+    A request from the run itself is not refused for the run being finished: that is for the
+    run verbs to answer (409 run_finished, or the idempotent repeat).
+    """
+    ensure_can_write(actor, run.company_id, check_run=actor.run_id != run.pk)
+    if actor.is_agent and run.agent_id != actor.agent.pk:
+        raise NotAllowed("A run belongs to its agent")
+
+
 def _run_log(actor: Actor, run: HeartbeatRun, action: str, details: dict[str, Any]) -> None:
     activity_record(
         actor=actor,
@@ -173,6 +190,7 @@ def _finished_conflict(run: HeartbeatRun) -> Conflict:
 @transaction.atomic
 def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """queued → running (idempotent for a running run); renews the lease."""
+    _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.status == HeartbeatRun.Status.RUNNING:
         return run
@@ -188,6 +206,7 @@ def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
 @transaction.atomic
 def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """Renew the lease of a live run. A run the board cancelled answers `cancelRequested`."""
+    _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
         return run
@@ -216,6 +235,7 @@ def run_finish(
     error: str = "",
 ) -> HeartbeatRun:
     """The agent reports how its run ended. Locks it holds stay, now stale (DESIGN §3)."""
+    _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.is_terminal:
         raise _finished_conflict(run)
@@ -232,6 +252,7 @@ def run_finish(
 @transaction.atomic
 def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """The board stops a run; the agent sees `cancelRequested` on its next heartbeat."""
+    ensure_board(actor, run.company_id)
     run = _lock_run(run)
     if run.is_terminal:
         raise _finished_conflict(run)
@@ -245,6 +266,7 @@ def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
 @transaction.atomic
 def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
     """A new signing secret for wake deliveries; answered once, never shown again."""
+    ensure_board(actor, agent.company_id)
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     agent.webhook_secret = new_webhook_secret()
     agent.save(update_fields=["webhook_secret", "updated_at"])

@@ -16,6 +16,7 @@ from companies.models import (
     hash_token,
     new_secret,
 )
+from paperclip.access import ensure_board, ensure_instance_admin
 from paperclip.actors import Actor
 from paperclip.api.serializers import camel
 
@@ -84,6 +85,7 @@ def company_create(
     *, actor: Actor, name: str, description: str = "", budget_monthly_cents: int = 0
 ) -> Company:
     """Create a company with a unique issue prefix; the creating board user becomes its owner."""
+    ensure_instance_admin(actor)
     for _ in range(5):  # another instance may take the same prefix between our read and insert
         try:
             with transaction.atomic():
@@ -113,6 +115,7 @@ def company_create(
 
 @transaction.atomic
 def company_update(*, actor: Actor, company: Company, changes: dict[str, Any]) -> Company:
+    ensure_board(actor, company.pk)
     company = Company.objects.select_for_update().get(pk=company.pk)
     diff = apply_changes(company, changes)
     if diff:

@@ -15,6 +15,7 @@ from issues.models import (
     Issue,
 )
 from issues.services.rows import log
+from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.errors import (
     NotAllowed,
@@ -43,6 +44,7 @@ def approval_create(
     *, actor: Actor, company: Company, type: str, payload: dict[str, Any], issues: list[Issue]
 ) -> Approval:
     """An agent (or the board) asks the board for a decision, linking the issues it concerns."""
+    ensure_can_write(actor, company.pk)
     approval = Approval.objects.create(
         company=company,
         type=type,
@@ -70,6 +72,7 @@ def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: st
     """
     approval = _lock_approval(approval)
     target = DECISIONS[decision]
+    ensure_board(actor, approval.company_id)
     if approval.status == target:
         return approval
     previous = approval.status
@@ -103,6 +106,7 @@ def approval_resubmit(
 ) -> Approval:
     """The requesting agent sends a revised request back for a decision."""
     approval = _lock_approval(approval)
+    ensure_can_write(actor, approval.company_id)
     if not (actor.is_agent and approval.requested_by_agent_id == actor.agent.pk):
         raise NotAllowed("Only the requesting agent may resubmit an approval")
     approval.resubmit()
@@ -115,6 +119,7 @@ def approval_resubmit(
 
 @transaction.atomic
 def approval_comment_create(*, actor: Actor, approval: Approval, body: str) -> ApprovalComment:
+    ensure_can_write(actor, approval.company_id)
     comment = ApprovalComment.objects.create(
         company_id=approval.company_id,
         approval=approval,
@@ -129,6 +134,7 @@ def approval_comment_create(*, actor: Actor, approval: Approval, body: str) -> A
 @transaction.atomic
 def approval_link_issue(*, actor: Actor, approval: Approval, issue: Issue) -> Approval:
     """Link an issue to an approval (idempotent: an existing link logs nothing)."""
+    ensure_can_write(actor, approval.company_id)
     if approval.issues.filter(pk=issue.pk).exists():
         return approval
     approval.issues.add(issue)

@@ -20,7 +20,9 @@ from issues.storage import (
     safe_file_name,
     storage_name,
 )
+from paperclip.access import ensure_can_write
 from paperclip.actors import Actor
+from paperclip.errors import NotAllowed
 
 
 @transaction.atomic
@@ -30,6 +32,7 @@ def attachment_create(
     """Store an upload for the issue after checking its size and type; SHA-256 recorded."""
     content_type = accepted_content_type(upload)
     issue = lock_issue(issue)
+    ensure_can_write(actor, issue.company_id)
     digest = hashlib.sha256()
     for chunk in upload.chunks():  # streamed: large uploads sit in a temporary file
         digest.update(chunk)
@@ -70,6 +73,9 @@ def attachment_create(
 def attachment_delete(*, actor: Actor, attachment: Attachment) -> None:
     """Delete the row now and the stored object once the transaction has committed."""
     issue = lock_issue(attachment.issue)
+    ensure_can_write(actor, issue.company_id)
+    if actor.is_agent and attachment.created_by_agent_id != actor.agent.pk:
+        raise NotAllowed("Only the uploader or the board may delete an attachment")
     log(actor, issue, "attachment.deleted", {"name": attachment.original_name}, entity=attachment)
     name = attachment.file.name
     attachment.delete()

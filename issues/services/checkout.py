@@ -16,6 +16,7 @@ from issues.models import (
 )
 from issues.services.access import hold_lock
 from issues.services.rows import lock_issue, log, touch
+from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.errors import (
     Conflict,
@@ -49,6 +50,7 @@ def issue_checkout(
     success (one conditional UPDATE) · the same run again (idempotent) · the same agent's new
     run adopts a stale lock when `expected_statuses` has in_progress · else 409.
     """
+    ensure_can_write(actor, issue.company_id)
     if actor.is_agent and actor.agent.pk != agent.pk:
         raise NotAllowed("Agents check out only as themselves")
     ensure_wakeable(agent)
@@ -128,6 +130,7 @@ def issue_release(*, actor: Actor, issue: Issue) -> Issue:
     Only the assignee (from the holding run, or one adopting a stale lock) or the board.
     """
     issue = lock_issue(issue)
+    ensure_can_write(actor, issue.company_id)
     if actor.is_agent and issue.assignee_agent_id != actor.agent.pk:
         raise NotAllowed("Only the assignee or the board may release an issue")
     if issue.is_terminal:
@@ -149,6 +152,7 @@ def issue_force_release(
     Answers the issue and who held it (run, agent, whether that run was still live).
     """
     issue = lock_issue(issue)
+    ensure_board(actor, issue.company_id)
     holder = issue.checkout_run
     previous = {
         "runId": holder.pk if holder else None,

@@ -13,6 +13,7 @@ from issues.models import (
 from issues.services.access import hold_lock
 from issues.services.reopen import reopen_locked
 from issues.services.rows import lock_issue, log
+from paperclip.access import ensure_can_write
 from paperclip.actors import Actor
 
 
@@ -43,6 +44,7 @@ def comment_create(*, actor: Actor, issue: Issue, body: str, reopen: bool = Fals
     """
     issue = lock_issue(issue)
     wakes = Wakes(actor)
+    ensure_can_write(actor, issue.company_id)
     if reopen:
         reopen_locked(actor, issue, wakes)
     if actor.is_agent and issue.assignee_agent_id == actor.agent.pk:

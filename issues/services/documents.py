@@ -11,6 +11,7 @@ from issues.models import (
 )
 from issues.services.access import ensure_agent_may_mutate, hold_lock
 from issues.services.rows import lock_issue, log
+from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.errors import (
     Conflict,
@@ -35,6 +36,7 @@ def document_put(
     """
     issue = lock_issue(issue)
     ensure_agent_may_mutate(actor, issue)
+    ensure_can_write(actor, issue.company_id)
     hold_lock(actor, issue)
     document = Document.objects.filter(issue=issue, key=key).first()
     if document is None and base_revision_id:
@@ -93,6 +95,7 @@ def document_put(
 def document_delete(*, actor: Actor, document: Document) -> None:
     """Delete a document and its revisions (board only); the log keeps what it was."""
     issue = lock_issue(document.issue)
+    ensure_board(actor, issue.company_id)
     log(
         actor,
         issue,

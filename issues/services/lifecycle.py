@@ -27,6 +27,7 @@ from issues.services.rows import check_if_match, lock_issue, log, touch
 from issues.storage import (
     delete_stored_on_commit,
 )
+from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.errors import (
     InvalidTransition,
@@ -77,6 +78,7 @@ def _allocate_number(company: Company) -> int:
 @transaction.atomic
 def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Issue:
     """Create an issue with its `PREFIX-N` identifier (DESIGN §2 default status rule)."""
+    ensure_can_write(actor, company.pk)
     data = dict(data)
     check_same_company(company.pk, data)
     labels = data.pop("labels", [])
@@ -130,6 +132,7 @@ def issue_update(
     """
     issue = lock_issue(issue)
     check_if_match(issue, if_match)
+    ensure_can_write(actor, issue.company_id)
     changes = dict(changes)
     wakes = Wakes(actor)
     if reopen:
@@ -200,6 +203,7 @@ def issue_update(
 def issue_delete(*, actor: Actor, issue: Issue) -> None:
     """Delete an issue (board only); the log keeps a row saying what it was."""
     issue = lock_issue(issue)
+    ensure_board(actor, issue.company_id)
     log(actor, issue, "issue.deleted", {"identifier": issue.identifier, "title": issue.title})
     files = list(issue.attachments.values_list("file", flat=True))
     issue.delete()

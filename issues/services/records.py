@@ -12,6 +12,7 @@ from issues.models import (
     Goal,
 )
 from issues.services.relations import refuse_cycle
+from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.api.serializers import camel
 
@@ -19,6 +20,7 @@ from paperclip.api.serializers import camel
 @transaction.atomic
 def record_create(*, actor: Actor, company: Company, model: type, data: dict[str, Any]):
     """Create a goal, project or label of the company (many-to-many values set after)."""
+    ensure_can_write(actor, company.pk)
     data = dict(data)
     m2m = {f.name: data.pop(f.name) for f in model._meta.many_to_many if f.name in data}
     record = model.objects.create(company=company, **data)
@@ -39,6 +41,7 @@ def record_create(*, actor: Actor, company: Company, model: type, data: dict[str
 def record_update(*, actor: Actor, record, changes: dict[str, Any]):
     model = type(record)
     record = model.objects.select_for_update().get(pk=record.pk)
+    ensure_can_write(actor, record.company_id)
     changes = dict(changes)
     if isinstance(record, Goal) and "parent" in changes:
         refuse_cycle(record, changes["parent"], kind="A goal")
@@ -66,6 +69,7 @@ def record_update(*, actor: Actor, record, changes: dict[str, Any]):
 @transaction.atomic
 def record_delete(*, actor: Actor, record) -> None:
     """Delete a goal, project or label; issues keep existing without it."""
+    ensure_board(actor, record.company_id)
     model_name = record._meta.model_name
     activity_record(
         actor=actor,

@@ -9,6 +9,7 @@ from issues.models import (
     Issue,
 )
 from issues.services.rows import lock_issue, log, touch
+from paperclip.access import ensure_board
 from paperclip.actors import Actor
 from paperclip.errors import (
     NotAllowed,
@@ -35,6 +36,7 @@ def issue_reopen(*, actor: Actor, issue: Issue) -> Issue:
     """The board's explicit way out of done/cancelled/failed; a no-op on an open issue."""
     issue = lock_issue(issue)
     wakes = Wakes(actor)
+    ensure_board(actor, issue.company_id)
     reopen_locked(actor, issue, wakes)
     wakes.send(issue_id=issue.pk)
     return issue

@@ -268,10 +268,12 @@ def test_request_revision_action_sends_it_back_to_the_requester(staff, company, 
     assert ActivityEvent.objects.get().action == "approval.revision_requested"
 
 
-def test_approval_page_offers_the_three_decisions_and_no_status_field(staff, company, agent):
+def test_approval_page_offers_the_three_decisions_and_no_status_field(
+    staff, company, agent, board_user
+):
     approval = approval_of(company, agent, payload={"name": "Designer"})
     services.approval_comment_create(
-        actor=board_actor(factories.UserFactory()), approval=approval, body="Why now?"
+        actor=board_actor(board_user), approval=approval, body="Why now?"
     )
 
     response = staff.get(approval_url(approval))
