@@ -70,7 +70,31 @@ def in_company(value: models.Model, company_id: str) -> bool:
     return getattr(value, "company_id", company_id) == company_id
 
 
-class SameCompanyForm(forms.ModelForm):
+def with_newlines(text: str) -> str:
+    """`\r\n` and `\r` as `\n`: browsers post a textarea's line endings as `\r\n`."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class AdminForm(forms.ModelForm):
+    """The base of every admin form: its text inputs (and what they started from) are compared
+    and saved with `\n` line endings, so posting a page back untouched changes nothing (no
+    version bump, no activity row) and a real edit does not rewrite every line.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        text = [name for name, field in self.fields.items() if isinstance(field, forms.CharField)]
+        for name in text:
+            if isinstance(self.initial.get(name), str):
+                self.initial[name] = with_newlines(self.initial[name])
+        if self.is_bound:
+            self.data = self.data.copy()
+            for key in map(self.add_prefix, text):
+                if isinstance(self.data.get(key), str):
+                    self.data[key] = with_newlines(self.data[key])
+
+
+class SameCompanyForm(AdminForm):
     """Every row picked on the form belongs to the edited row's company (as ids do on the API)."""
 
     def clean(self):
@@ -171,6 +195,8 @@ class ServiceAdmin(admin.ModelAdmin):
     the service's diff (and the activity row) names exactly what the board user touched.
     """
 
+    form = AdminForm
+
     def create(self, request, form) -> models.Model:
         raise NotImplementedError
 
@@ -255,7 +281,7 @@ class MembershipInline(CompanyScopedAdmin, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user", "company"]
-    form = forms.ModelForm  # the membership's own company is the FK being chosen
+    form = AdminForm  # the membership's own company is the FK being chosen
 
 
 @admin.register(User)
@@ -271,7 +297,7 @@ class UserAdmin(DjangoUserAdmin):
 @admin.register(Company)
 class CompanyAdmin(CompanyScopedAdmin, ServiceAdmin):
     company_lookup = "pk"
-    form = forms.ModelForm
+    form = AdminForm
     list_display = ("name", "issue_prefix", "status", "issue_counter", "created_at")
     list_filter = ("status",)
     search_fields = ("name", "issue_prefix")
