@@ -54,6 +54,10 @@ def refusal_message(exc: Exception) -> str:
                 f"{exc.message}: from {exc.details.get('from')} to {exc.details.get('to')}"
                 f" (allowed: {allowed})"
             )
+        if isinstance(exc.details, dict) and exc.details.get("checkoutRunId"):
+            # Who holds the lock, so the board knows which run to force-release (or wait for).
+            run, agent = exc.details["checkoutRunId"], exc.details.get("assigneeAgentId")
+            return f"{exc.message} (run {run}, agent {agent})"
         return exc.message
     if isinstance(exc, APIException):
         return " ".join(_flatten(exc.detail))

@@ -18,11 +18,13 @@ from django.utils.safestring import mark_safe
 
 from agents.models import HeartbeatRun
 from companies.admin import (
+    SERVICE_REFUSALS,
     CompanyScopedAdmin,
     ReadOnlyInline,
     SameCompanyForm,
     ServiceFSMAdmin,
     author_of,
+    refusal_message,
 )
 from companies.authentication import board_actor
 from issues import services
@@ -214,13 +216,30 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     @admin.action(description="Force-release the checkout lock of the selected issues")
     def force_release(self, request, queryset):
-        """The board's escape hatch: drop the lock whoever holds it (in_progress → todo)."""
+        """The board's escape hatch: drop the lock whoever holds it (in_progress → todo). The
+        message names each holder (run and agent), live or stale, so nothing vanishes unseen."""
         actor = board_actor(request.user)
-        released = 0
-        for issue in queryset.filter(checkout_run__isnull=False):
-            services.issue_force_release(actor=actor, issue=issue)
-            released += 1
-        self.message_user(request, f"Released {released} lock(s).", messages.SUCCESS)
+        released = []
+        locked = queryset.filter(checkout_run__isnull=False).select_related("checkout_run__agent")
+        for issue in locked:
+            agent = issue.checkout_run.agent
+            try:
+                _, holder = services.issue_force_release(actor=actor, issue=issue)
+            except SERVICE_REFUSALS as exc:
+                self.message_user(
+                    request, f"{issue.identifier}: {refusal_message(exc)}", messages.ERROR
+                )
+                continue
+            state = "live" if holder["runWasLive"] else "stale"
+            released.append(f"{issue.identifier} from run {holder['runId']} of {agent} ({state})")
+        if released:
+            self.message_user(
+                request,
+                f"Released {len(released)} lock(s): {'; '.join(released)}.",
+                messages.SUCCESS,
+            )
+        elif not locked:
+            self.message_user(request, "None of the selected issues is locked.", messages.INFO)
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from companies.models import ActivityEvent
+from companies.models import ActivityEvent, Membership
 from issues.models import Status
 from tests import factories
+from tests.admin import form_data, messages_of
 
 CHANGELIST = reverse("admin:issues_issue_changelist")
 
@@ -65,7 +67,9 @@ def test_force_release_action_drops_the_locks_and_logs_each(staff, company, agen
     )
 
     assert response.status_code == 200
-    assert "Released 1 lock(s)." in response.content.decode()
+    assert messages_of(response) == [
+        f"Released 1 lock(s): ACM-1 from run {run.pk} of Builder (live)."
+    ]
     locked.refresh_from_db()
     assert (locked.status, locked.checkout_run_id, locked.assignee_agent_id) == (
         Status.TODO,
@@ -75,3 +79,71 @@ def test_force_release_action_drops_the_locks_and_logs_each(staff, company, agen
     row = ActivityEvent.objects.get(action="issue.lock_force_released")
     assert row.entity_id == locked.pk
     assert row.details["previousLock"]["runId"] == run.pk
+
+
+def test_reassigning_an_issue_a_live_run_holds_is_refused_naming_the_holder(staff, company, agent):
+    run = factories.HeartbeatRunFactory(agent=agent, status="running")
+    issue = factories.IssueFactory(
+        company=company,
+        title="Old",
+        status=Status.IN_PROGRESS,
+        assignee_agent=agent,
+        checkout_run=run,
+    )
+    other = factories.AgentFactory(company=company, name="Other")
+    url = reverse("admin:issues_issue_change", args=[issue.pk])
+
+    data = form_data(staff.get(url)) | {"assignee_agent": other.pk, "title": "Renamed"}
+    response = staff.post(url, data, follow=True)
+
+    assert response.status_code == 200
+    assert messages_of(response) == [
+        "Issue is checked out by a live run; force-release it (or reassign) first"
+        f" (run {run.pk}, agent {agent.pk})"
+    ]
+    issue.refresh_from_db()
+    assert (issue.assignee_agent, issue.checkout_run, issue.title, issue.version) == (
+        agent,
+        run,
+        "Old",
+        1,
+    )
+    assert not ActivityEvent.objects.exists()
+
+
+def test_after_a_force_release_the_issue_can_be_reassigned(staff, company, agent):
+    run = factories.HeartbeatRunFactory(agent=agent, status="running")
+    issue = factories.IssueFactory(
+        company=company, status=Status.IN_PROGRESS, assignee_agent=agent, checkout_run=run
+    )
+    other = factories.AgentFactory(company=company, name="Other")
+    staff.post(CHANGELIST, {"action": "force_release", "_selected_action": [issue.pk]})
+    url = reverse("admin:issues_issue_change", args=[issue.pk])
+
+    response = staff.post(url, form_data(staff.get(url)) | {"assignee_agent": other.pk})
+
+    assert response.status_code == 302
+    issue.refresh_from_db()
+    assert (issue.status, issue.assignee_agent, issue.checkout_run) == (Status.TODO, other, None)
+
+
+def test_a_read_only_seat_cannot_force_release(client, company, agent):
+    viewer = factories.MembershipFactory(company=company, role=Membership.Role.VIEWER).user
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_issue", "change_issue"])
+    )
+    client.force_login(viewer)
+    run = factories.HeartbeatRunFactory(agent=agent, status="running")
+    issue = factories.IssueFactory(
+        company=company, status=Status.IN_PROGRESS, assignee_agent=agent, checkout_run=run
+    )
+
+    response = client.post(
+        CHANGELIST, {"action": "force_release", "_selected_action": [issue.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert messages_of(response) == ["ACM-1: Your membership in this company is read-only"]
+    issue.refresh_from_db()
+    assert (issue.status, issue.checkout_run) == (Status.IN_PROGRESS, run)
+    assert not ActivityEvent.objects.exists()
