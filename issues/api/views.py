@@ -29,11 +29,8 @@ from issues.api.serializers import (
 )
 from issues.models import LIST_PREFETCHES, Comment, Issue, Status
 from paperclip.api.pagination import MAX_LIMIT
-from paperclip.api.permissions import IsActor, IsBoard
-from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.viewsets import ScopedViewSet, found
 from paperclip.errors import NotAllowed, NotFound, ValidationFailed
-
-BOARD_ONLY_ACTIONS = {"destroy", "reopen", "force_release"}
 
 
 class IssueLookupMixin:
@@ -41,10 +38,7 @@ class IssueLookupMixin:
 
     def issue_by_ref(self, ref: str, queryset=None) -> Issue:
         queryset = queryset if queryset is not None else Issue.objects.visible_to(self.actor)
-        issue = queryset.by_ref(ref).first()
-        if issue is None:
-            raise NotFound()
-        return issue
+        return found(queryset.by_ref(ref))
 
 
 class IssueViewSet(IssueLookupMixin, ScopedViewSet):
@@ -53,11 +47,6 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
     filterset_class = IssueFilter
     # Priority first (critical → low), then most recently updated.
     ordering_keys = (("priority", False), ("updated_at", True), ("id", True))
-
-    def get_permissions(self):
-        if self.action in BOARD_ONLY_ACTIONS:
-            return [IsBoard()]
-        return [IsActor()]
 
     def get_base_queryset(self):
         if self.action == "list":
@@ -68,11 +57,6 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
             )
         # Writes: the service re-reads and locks what it needs; `project` for its paused check.
         return Issue.objects.select_related("company", "project")
-
-    def get_object(self) -> Issue:
-        issue = self.issue_by_ref(self.kwargs["pk"], self.get_queryset())
-        self.check_object_permissions(self.request, issue)
-        return issue
 
     def _render(self, issue: Issue, serializer_class=IssueSerializer, **kwargs) -> Response:
         """Render the issue a service answered (its labels and dependencies fetched fresh)."""
@@ -87,7 +71,6 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
 
     @extend_schema(request=IssueWriteSerializer, responses={201: IssueSerializer})
     def create(self, request, company_pk: str):
-        self.require_company_write()
         serializer = IssueWriteSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
         issue = services.issue_create(
@@ -250,7 +233,6 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
     def create(self, request, issue_pk: str):
         serializer = CommentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        self.check_object_permissions(request, self.issue)
         comment = services.comment_create(
             actor=self.actor,
             issue=self.issue,

@@ -1,8 +1,13 @@
-"""Permission classes: who may call what. Company scoping itself lives in the querysets."""
+"""The one permission class: the caller is authenticated as a board user or an agent.
+
+Who may do what (board-only verbs, an agent acting as itself, read-only seats, paused agents) is
+decided by the services (`paperclip.access`), whoever calls them; company scoping lives in the
+querysets.
+"""
 
 from __future__ import annotations
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 from paperclip.actors import Actor
 
@@ -13,53 +18,7 @@ def actor_of(request) -> Actor | None:
 
 
 class IsActor(BasePermission):
-    """Any authenticated caller; a paused agent or a viewer may only read.
-
-    Object-level: writing needs write access to the object's company.
-    """
-
-    message = "Forbidden"
+    """Any authenticated caller: a board user (token or admin session) or an agent."""
 
     def has_permission(self, request, view) -> bool:
-        actor = actor_of(request)
-        if actor is None:
-            return False
-        if request.method in SAFE_METHODS:
-            return True
-        if actor.is_agent and not actor.agent.can_mutate:
-            self.message = "Agent is not active"
-            return False
-        return True
-
-    def has_object_permission(self, request, view, obj) -> bool:
-        if request.method in SAFE_METHODS:
-            return True
-        actor = actor_of(request)
-        company_id = obj.pk if obj._meta.model_name == "company" else obj.company_id
-        if not actor.can_write(company_id):
-            self.message = "Your membership in this company is read-only"
-            return False
-        return True
-
-
-class IsBoard(IsActor):
-    """Board users only (humans); agents get 403."""
-
-    message = "Board access required"
-
-    def has_permission(self, request, view) -> bool:
-        actor = actor_of(request)
-        if actor is not None and actor.is_agent:
-            self.message = "Board access required"
-            return False
-        return super().has_permission(request, view)
-
-
-class IsInstanceAdmin(IsActor):
-    """Superusers: the instance's administrators (create companies)."""
-
-    message = "Instance admin access required"
-
-    def has_permission(self, request, view) -> bool:
-        actor = actor_of(request)
-        return actor is not None and actor.is_instance_admin
+        return actor_of(request) is not None

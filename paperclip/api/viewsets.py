@@ -8,7 +8,7 @@ from rest_framework import viewsets
 
 from paperclip.actors import Actor
 from paperclip.api.pagination import KeysetPagination
-from paperclip.errors import NotAllowed, NotFound
+from paperclip.errors import NotFound
 
 
 class ScopedViewSet(viewsets.GenericViewSet):
@@ -19,6 +19,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
     """
 
     pagination_class = KeysetPagination
+    # The URL keyword naming the object; `by_ref` on the queryset resolves it (an id, or for
+    # issues an identifier too), a `lookup_field` other than pk is matched as it is.
+    lookup_field = "pk"
     ordering_keys: tuple[tuple[str, bool], ...] = (("created_at", True), ("id", True))
 
     @property
@@ -37,6 +40,19 @@ class ScopedViewSet(viewsets.GenericViewSet):
             queryset = queryset.for_company(self.company.pk)
         return queryset
 
+    def get_object(self):
+        """The object the URL names, among those the caller may see: else 404, whether it is
+        missing or another company's. Who may change it is the service's to decide."""
+        ref = self.lookup_value(self.kwargs[self.lookup_field])
+        queryset = self.get_queryset()
+        if self.lookup_field == "pk":
+            return found(queryset.by_ref(ref))
+        return found(queryset.filter(**{self.lookup_field: ref}))
+
+    def lookup_value(self, ref: str) -> str:
+        """A hook to validate the URL's reference before it is looked up."""
+        return ref
+
     def get_ordering_keys(self):
         return self.ordering_keys
 
@@ -51,16 +67,19 @@ class ScopedViewSet(viewsets.GenericViewSet):
             raise NotFound()
         return company
 
-    def require_company_write(self) -> None:
-        """For creates under a company route: the caller must be allowed to write there."""
-        if not self.actor.can_write(self.company.pk):
-            raise NotAllowed("Your membership in this company is read-only")
-
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if "company_pk" in self.kwargs and not getattr(self, "swagger_fake_view", False):
             context["company"] = self.company
         return context
+
+
+def found(queryset):
+    """The one row `queryset` selects, or 404."""
+    row = queryset.first()
+    if row is None:
+        raise NotFound()
+    return row
 
 
 def route(pattern: str, view, name: str | None = None):

@@ -629,15 +629,10 @@ def test_another_companys_agent_deleting_gets_the_same_answer_as_for_a_missing_d
     response = other_client.delete(doc_url(issue))
     missing = other_client.delete("/api/issues/iss_00000000000000000000000000/documents/plan")
 
-    assert response.status_code == missing.status_code == 403
-    assert (
-        response.json()
-        == missing.json()
-        == {
-            "error": "Board access required",
-            "code": "forbidden",
-        }
-    )
+    # DESIGN §4: another company's document is a 404, exactly like a missing one, even on a
+    # board-only route (the object is looked up before anyone asks who may delete it).
+    assert response.status_code == missing.status_code == 404
+    assert response.json() == missing.json() == NOT_FOUND
     assert Document.objects.get().body == PLAN
 
 
