@@ -19,6 +19,7 @@ from companies.models import (
 from paperclip.access import ensure_board, ensure_instance_admin
 from paperclip.actors import Actor
 from paperclip.api.serializers import camel
+from paperclip.errors import Conflict
 
 PREFIX_LENGTH = 3
 
@@ -68,17 +69,27 @@ def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, 
 
 
 def derive_issue_prefix(name: str) -> str:
-    """Three letters from the name (padded with X), made unique with A, AA, ... (DESIGN §5)."""
+    """Three letters from the name (padded with X), made unique with a number: `ZED`, `ZED2`,
+    `ZED3`, ... (DESIGN §5).
+
+    The number is one more than the highest taken, so the prefix grows by a digit per tenfold of
+    companies and fits the column (13 digits of room) whatever the count. Prefixes of another
+    shape that share the letters (`ZEDA` from older releases) are not ours to count.
+    """
     letters = re.sub(r"[^A-Za-z]", "", name).upper()[:PREFIX_LENGTH].ljust(PREFIX_LENGTH, "X")
-    taken = set(
-        Company.objects.filter(issue_prefix__startswith=letters).values_list(
-            "issue_prefix", flat=True
-        )
-    )
-    suffix = ""
-    while letters + suffix in taken:
-        suffix += "A"
-    return letters + suffix
+    numbered = re.compile(rf"{letters}([1-9][0-9]*)?")
+    highest = 0
+    for taken in Company.objects.filter(issue_prefix__startswith=letters).values_list(
+        "issue_prefix", flat=True
+    ):
+        match = numbered.fullmatch(taken)
+        if match:
+            highest = max(highest, int(match.group(1) or 1))
+    prefix = letters if highest == 0 else f"{letters}{highest + 1}"
+    max_length = Company._meta.get_field("issue_prefix").max_length
+    if len(prefix) > max_length:  # 10**13 companies with one name: refuse rather than 500
+        raise Conflict("No issue prefix left for this name", code="issue_prefix_exhausted")
+    return prefix
 
 
 def company_create(
