@@ -6,7 +6,12 @@ from django.contrib import admin
 
 from agents import services
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery, WakeupRequest
-from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, ServiceFSMAdmin
+from companies.admin import (
+    CompanyScopedAdmin,
+    IssueIdentifierSearch,
+    ReadOnlyAdmin,
+    ServiceFSMAdmin,
+)
 from companies.authentication import board_actor
 
 AGENT_TRANSITIONS = {
@@ -68,7 +73,7 @@ class AgentApiKeyAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
 
 
 @admin.register(HeartbeatRun)
-class HeartbeatRunAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
     list_display = (
         "id",
         "agent",
@@ -80,8 +85,12 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
         "finished_at",
     )
     list_filter = ("status", "invocation_source")
-    search_fields = ("id", "agent__name", "issue_id")
+    search_fields = ("id", "agent__name", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("agent",)
+
+    def rows_about_issue(self, queryset, issue_id):
+        # Woken for the issue, or held its lock (a run checks out issues it was not woken for).
+        return queryset.filter(pk__in=HeartbeatRun.objects.for_issue(issue_id).values("pk"))
 
 
 @admin.register(WakeupRequest)

@@ -9,6 +9,7 @@ their parent's page).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -349,11 +350,42 @@ class BoardTokenAdmin(ReadOnlyAdmin):
         return queryset if request.user.is_superuser else queryset.filter(user=request.user)
 
 
+ISSUE_IDENTIFIER = re.compile(r"[a-z0-9]+-[0-9]+", re.IGNORECASE)
+
+
+def issue_id_named(identifier: str) -> str | None:
+    """The id of the issue an identifier (`DEM-3`, any case) names, if one does.
+
+    Read through the company's issues (its prefix is part of the identifier), so the log's and
+    the runs' admins find an issue's rows without importing the issues app.
+    """
+    identifier = identifier.strip()
+    if not ISSUE_IDENTIFIER.fullmatch(identifier):
+        return None
+    named = Company.objects.filter(issues__identifier__iexact=identifier)
+    return named.values_list("issues__id", flat=True).order_by().first()
+
+
+class IssueIdentifierSearch(admin.ModelAdmin):
+    """Searching an issue identifier (`DEM-3`) also finds the rows about that issue: those whose
+    `issue_id` is its id (`rows_about_issue` says otherwise where that is not enough)."""
+
+    def rows_about_issue(self, queryset: models.QuerySet, issue_id: str) -> models.QuerySet:
+        return queryset.filter(issue_id=issue_id)
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        issue_id = issue_id_named(search_term)
+        if issue_id is not None:
+            results |= self.rows_about_issue(queryset, issue_id)
+        return results, may_have_duplicates
+
+
 @admin.register(ActivityEvent)
-class ActivityEventAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
     list_display = ("created_at", "action", "entity", "actor", "company")
     list_filter = ("action", "entity_type", "actor_type")
-    search_fields = ("entity_id", "issue_id")
+    search_fields = ("entity_id", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("company",)
 
     @admin.display(description="entity")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import SEARCH_VAR
+from django.db.models import Case, Value, When
 from django.template.defaultfilters import filesizeformat
 from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
@@ -18,6 +20,7 @@ from django.utils.safestring import mark_safe
 
 from agents.models import HeartbeatRun
 from companies.admin import (
+    ISSUE_IDENTIFIER,
     SERVICE_REFUSALS,
     CompanyScopedAdmin,
     ReadOnlyInline,
@@ -240,6 +243,15 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             )
         elif not locked:
             self.message_user(request, "None of the selected issues is locked.", messages.INFO)
+
+    def get_ordering(self, request):
+        # "DEM-3" also finds DEM-30…DEM-39 (and titles naming it): the issue it names comes first.
+        ordering = super().get_ordering(request)
+        term = request.GET.get(SEARCH_VAR, "").strip()
+        if not ISSUE_IDENTIFIER.fullmatch(term):
+            return ordering
+        exact = Case(When(identifier__iexact=term, then=Value(0)), default=Value(1))
+        return [exact.asc(), *(ordering or Issue._meta.ordering)]
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)

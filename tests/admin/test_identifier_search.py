@@ -1,0 +1,110 @@
+"""Searching an issue identifier (`ACM-3`, any case): the issue list shows that issue first
+(ACM-30…ACM-39 match too), and the activity log and the runs find the rows about it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from agents.models import CHECKED_OUT
+from companies.models import ActivityEvent
+from issues.models import Issue, Priority
+from tests import factories
+from tests.admin import buttons, change_link
+
+ISSUES = reverse("admin:issues_issue_changelist")
+ACTIVITY = reverse("admin:companies_activityevent_changelist")
+RUNS = reverse("admin:agents_heartbeatrun_changelist")
+
+
+@pytest.fixture
+def staff(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def acm_3(company) -> Issue:
+    """ACM-3, least urgent and oldest, among ACM-30…ACM-39 (all of which contain "ACM-3")."""
+    issue = factories.IssueFactory(company=company, number=3, priority=Priority.LOW)
+    for number in range(30, 40):
+        factories.IssueFactory(company=company, number=number, priority=Priority.HIGH)
+    return issue
+
+
+def logged(issue: Issue, action: str = "issue.updated", **fields) -> ActivityEvent:
+    return ActivityEvent.objects.create(
+        company=issue.company,
+        actor_type="user",
+        actor_id="usr_1",
+        action=action,
+        entity_type="issue",
+        entity_id=issue.pk,
+        issue_id=issue.pk,
+        **fields,
+    )
+
+
+def rows_in_page_order(response) -> list[str]:
+    """The identifiers of the issue rows, in the order the page shows them."""
+    return re.findall(r'<th class="field-identifier"><a href="[^"]*">([^<]+)</a>', response.text)
+
+
+def test_an_exact_identifier_comes_first_in_the_issue_search(staff, acm_3):
+    response = staff.get(ISSUES, {"q": "acm-3"})
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 11
+    shown = rows_in_page_order(response)
+    assert shown[0] == "ACM-3"
+    assert sorted(shown[1:]) == sorted(f"ACM-{n}" for n in range(30, 40))
+    # and its row leads to its page, transition buttons included
+    assert set(buttons(staff.get(change_link(response, "ACM-3")))) == {"to_todo", "block", "cancel"}
+
+
+def test_a_search_that_is_no_identifier_keeps_the_usual_order(staff, acm_3):
+    response = staff.get(ISSUES, {"q": "Issue"})
+
+    assert rows_in_page_order(response)[-1] == "ACM-3"  # least urgent, last
+
+
+def test_activity_search_finds_an_issues_rows_by_its_identifier(staff, company, acm_3):
+    ours = [logged(acm_3, "issue.created"), logged(acm_3, "issue.updated")]
+    logged(Issue.objects.get(identifier="ACM-30"))
+
+    response = staff.get(ACTIVITY, {"q": "acm-3"})
+
+    assert response.status_code == 200
+    assert set(response.context["cl"].result_list) == set(ours)
+
+
+def test_run_search_finds_the_runs_woken_for_or_holding_an_issue(staff, agent, acm_3):
+    woken = factories.HeartbeatRunFactory(agent=agent, issue_id=acm_3.pk)
+    holder = factories.HeartbeatRunFactory(agent=agent)  # woken for something else
+    logged(acm_3, CHECKED_OUT, run_id=holder.pk)
+    factories.HeartbeatRunFactory(agent=agent, issue_id=Issue.objects.get(identifier="ACM-30").pk)
+
+    response = staff.get(RUNS, {"q": "ACM-3"})
+
+    assert response.status_code == 200
+    assert set(response.context["cl"].result_list) == {woken, holder}
+
+
+def test_an_identifier_of_another_company_finds_nothing(client, board_user, other_company):
+    board_user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_activityevent", "view_heartbeatrun"])
+    )
+    client.force_login(board_user)
+    theirs = factories.IssueFactory(company=other_company)  # GLO-1
+    logged(theirs)
+    factories.HeartbeatRunFactory(
+        agent=factories.AgentFactory(company=other_company), issue_id=theirs.pk
+    )
+
+    for changelist in (ACTIVITY, RUNS):
+        response = client.get(changelist, {"q": "GLO-1"})
+        assert response.status_code == 200
+        assert list(response.context["cl"].result_list) == []
