@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS
 
-from agents.models import Agent, AgentApiKey
+from agents.models import Agent, AgentApiKey, HeartbeatRun
 from agents.runs import check_run_header, own_run, read_run_token, renew_lease
 from companies.models import hash_token
 from paperclip.actors import Actor
@@ -28,14 +28,16 @@ def agent_actor(agent: Agent, *, run_id: str | None = None, run=None) -> Actor:
     )
 
 
-def _authenticated(request, agent: Agent, token_run_id: str | None = None):
+def _authenticated(request, agent: Agent, token_run: HeartbeatRun | None = None):
+    token_run_id = token_run.pk if token_run is not None else None
     run_id = check_run_header(request.META.get(RUN_ID_HEADER) or None, token_run_id)
     run = None
     if run_id is not None:
         renew_lease(run_id, agent.pk)
         if request.method not in SAFE_METHODS:
-            # Every write records its run id: it must name a run of this agent (DESIGN §3).
-            run = own_run(run_id, agent)
+            # Every write records its run id: it must name a run of this agent (DESIGN §3);
+            # whether that run may still write is the services' check (paperclip.access).
+            run = token_run or own_run(run_id, agent)
     return agent, agent_actor(agent, run_id=run_id, run=run)
 
 
@@ -66,7 +68,12 @@ class RunTokenAuthentication(BearerAuthentication):
         claims = read_run_token(token)
         if claims is None:
             raise AuthenticationFailed()
-        agent = Agent.objects.filter(pk=claims["sub"]).first()
-        if agent is None or agent.status == Agent.Status.TERMINATED:
+        run = HeartbeatRun.objects.select_related("agent").filter(pk=claims["run"]).first()
+        # A run token speaks for its run only while the run lives: once the run is finished,
+        # cancelled or timed out it no longer authenticates (the agent's API key still does).
+        if run is None or run.is_terminal or run.agent_id != claims["sub"]:
             raise AuthenticationFailed()
-        return _authenticated(request, agent, token_run_id=claims["run"])
+        agent = run.agent
+        if agent.status == Agent.Status.TERMINATED:
+            raise AuthenticationFailed()
+        return _authenticated(request, agent, token_run=run)

@@ -234,10 +234,16 @@ def run_finish(
     result: dict[str, Any] | None = None,
     error: str = "",
 ) -> HeartbeatRun:
-    """The agent reports how its run ended. Locks it holds stay, now stale (DESIGN §3)."""
+    """The agent reports how its run ended. Locks it holds stay, now stale (DESIGN §3).
+
+    Repeating the status the run already has answers it unchanged; another status (a run the
+    board cancelled, say) is a 409 naming the current one.
+    """
     _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.is_terminal:
+        if run.status == outcome:
+            return run  # a retried finish (the first answer was lost): nothing changes
         raise _finished_conflict(run)
     previous = run.status
     run.finish(outcome)
