@@ -90,10 +90,12 @@ class DocumentViewSet(IssueLookupMixin, ScopedViewSet):
     def retrieve(self, request, issue_pk: str, key: str):
         return Response(DocumentSerializer(self.get_object()).data)
 
+    # Not named `put`: Django's dispatch looks an HTTP verb up as a method name, so a `put`
+    # method would also answer PUT on the list route (no key: a 500 instead of a 405).
     @extend_schema(
         request=DocumentPutSerializer, responses={200: DocumentSerializer, 201: DocumentSerializer}
     )
-    def put(self, request, issue_pk: str, key: str):
+    def upsert(self, request, issue_pk: str, key: str):
         """Create (201, no baseRevisionId) or revise (200, the current baseRevisionId)."""
         issue = self.issue_by_ref(issue_pk)
         serializer = DocumentPutSerializer(data=request.data)

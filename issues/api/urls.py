@@ -67,7 +67,7 @@ urlpatterns += [
     ),
     route(
         DOCUMENT,
-        DocumentViewSet.as_view({"get": "retrieve", "put": "put", "delete": "destroy"}),
+        DocumentViewSet.as_view({"get": "retrieve", "put": "upsert", "delete": "destroy"}),
         name="issue-document",
     ),
     route(rf"{DOCUMENT}/revisions", DocumentViewSet.as_view({"get": "revisions"})),
