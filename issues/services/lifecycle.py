@@ -21,7 +21,12 @@ from issues.models import (
 )
 from issues.services.access import ensure_agent_may_mutate, hold_lock, refuse_live_holder
 from issues.services.comments import add_comment
-from issues.services.relations import check_assignees, check_same_company, refuse_cycle
+from issues.services.relations import (
+    check_assignees,
+    check_same_company,
+    refuse_cycle,
+    refuse_dependency_cycle,
+)
 from issues.services.reopen import reopen_locked
 from issues.services.rows import check_if_match, lock_issue, log, touch
 from issues.storage import (
@@ -155,6 +160,8 @@ def issue_update(
     if "parent" in changes:
         refuse_cycle(issue, changes["parent"], kind="An issue")
     m2m = {name: changes.pop(name) for name in M2M_FIELDS if name in changes}
+    if "dependencies" in m2m:
+        refuse_dependency_cycle(issue, m2m["dependencies"])
     previous_agent = issue.assignee_agent_id
     diff = apply_changes(issue, changes)
     for name, values in m2m.items():

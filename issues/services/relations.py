@@ -62,3 +62,30 @@ def refuse_cycle(record, parent, *, kind: str) -> None:
                 details={"parentId": [f"{kind} cannot be its own ancestor."]},
             )
         node, depth = node.parent, depth + 1
+
+
+def refuse_dependency_cycle(issue, dependencies) -> None:
+    """`issue` may not wait, directly or through others, on an issue that waits on it.
+
+    Walks the dependency graph from the new dependencies one level per query; the graph of one
+    company is small, and a cycle found anywhere is refused (422 `dependency_cycle`).
+    """
+    through = type(issue).dependencies.through
+    frontier = {dependency.pk for dependency in dependencies}
+    seen: set[str] = set()
+    while frontier:
+        if issue.pk in frontier:
+            raise Unprocessable(
+                "Dependencies would form a cycle",
+                code="dependency_cycle",
+                details={"issueId": issue.pk, "dependencyIds": sorted(d.pk for d in dependencies)},
+            )
+        seen |= frontier
+        frontier = (
+            set(
+                through.objects.filter(from_issue_id__in=frontier).values_list(
+                    "to_issue_id", flat=True
+                )
+            )
+            - seen
+        )
