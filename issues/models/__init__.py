@@ -24,6 +24,7 @@ from issues.models.issue import (
     IssueQuerySet,
     Priority,
     Status,
+    StatusReason,
     patchable_targets,
 )
 from issues.models.records import Goal, Label, Project
@@ -50,5 +51,6 @@ __all__ = [
     "Priority",
     "Project",
     "Status",
+    "StatusReason",
     "patchable_targets",
 ]

@@ -73,6 +73,7 @@ class IssueQuerySet(CompanyScopedQuerySet):
             # (SELECT ...), which PostgreSQL does not re-check against the winner's row.
             self.filter(claimable, pk=issue_id, checkout_run__isnull=True).update(
                 status=Status.IN_PROGRESS,
+                status_reason="",
                 assignee_agent_id=agent_id,
                 checkout_run_id=run_id,
                 execution_locked_at=now,
@@ -123,6 +124,18 @@ def _has_assignee(issue: Issue) -> bool:
     return issue.assignee_agent_id is not None or issue.assignee_user_id is not None
 
 
+class StatusReason(models.TextChoices):
+    """Why an issue is where it is, when its status alone does not say (DESIGN §8)."""
+
+    WAITING_ON_DEPENDENCIES = "waiting_on_dependencies"
+    AWAITING_APPROVAL = "awaiting_approval"
+    NO_AVAILABLE_AGENT = "no_available_agent"
+    REASSIGNED = "reassigned"
+    CHANGES_REQUESTED = "changes_requested"
+    LEASE_EXPIRED = "lease_expired"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
 class Issue(ConcurrentTransitionMixin, models.Model):
     """A unit of work. Its status changes only through the `@transition` methods below."""
 
@@ -134,6 +147,11 @@ class Issue(ConcurrentTransitionMixin, models.Model):
     description = models.TextField(blank=True, default="")
     status = FSMField(max_length=16, choices=Status.choices, default=Status.BACKLOG, protected=True)
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.MEDIUM)
+    # Set by the verbs that explain a status (reassign, request changes); any later status
+    # change clears it.
+    status_reason = models.CharField(
+        max_length=32, choices=StatusReason.choices, blank=True, default=""
+    )
     assignee_agent = models.ForeignKey(
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_issues"
     )
