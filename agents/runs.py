@@ -13,6 +13,7 @@ from agents.models import HeartbeatRun
 from paperclip.actors import Actor
 from paperclip.errors import NotAuthenticated, Unprocessable, ValidationFailed
 from paperclip.ids import looks_like_id
+from paperclip.keys import derived_key, derived_keys
 
 RUN_TOKEN_AUDIENCE = "paperclip-run"
 # How often one process may try to renew the same run's lease (the database also refuses
@@ -32,17 +33,23 @@ def mint_run_token(run: HeartbeatRun) -> str:
         "iat": now,
         "exp": now + timedelta(seconds=settings.PAPERCLIP_RUN_TOKEN_SECONDS),
     }
-    return jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256")
+    # Signed with a key derived for run tokens alone, never SECRET_KEY itself.
+    return jwt.encode(claims, derived_key("paperclip.run-token"), algorithm="HS256")
 
 
 def read_run_token(token: str) -> dict | None:
-    """The claims of a valid run token, or None (expired, forged, or not a run token)."""
-    try:
-        return jwt.decode(
-            token, settings.SECRET_KEY, algorithms=["HS256"], audience=RUN_TOKEN_AUDIENCE
-        )
-    except jwt.InvalidTokenError:
-        return None
+    """The claims of a valid run token, or None (expired, forged, or not a run token).
+
+    Accepts what the run-token key derived from SECRET_KEY signed, or from one of
+    SECRET_KEY_FALLBACKS while a rotated key's tokens are still live."""
+    for key in derived_keys("paperclip.run-token"):
+        try:
+            return jwt.decode(token, key, algorithms=["HS256"], audience=RUN_TOKEN_AUDIENCE)
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidTokenError:
+            return None
+    return None
 
 
 def check_run_header(run_id: str | None, token_run_id: str | None) -> str | None:

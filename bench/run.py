@@ -50,7 +50,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Two sync-free processes with a few threads each: see the README's Benchmark section for the
 # configurations tried on the 2-core machine and why this one.
 GUNICORN_DEFAULT = "--workers 2 --worker-class gthread --threads 4"
-SECRET_KEY = "bench-" + secrets.token_hex(16)
+SECRET_KEY = "bench-" + secrets.token_urlsafe(50)  # settings refuse < 50 chars with DEBUG off
 
 TARGETS = {
     "checkout_rate_per_s": 1000,

@@ -6,4 +6,5 @@ class PaperclipConfig(AppConfig):
     verbose_name = "Paperclip"
 
     def ready(self) -> None:
+        from paperclip import checks  # noqa: F401 - registers the production-settings check
         from paperclip.api import schema  # noqa: F401 - registers the OpenAPI auth schemes

@@ -8,6 +8,7 @@ variable.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -50,12 +51,66 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DEBUG", False)
 
-# A real deployment must set SECRET_KEY; a development key is only accepted with DEBUG on.
+# This install's private, git-ignored files: the demo credentials and the per-install secret.
+PAPERCLIP_VAR_DIR = Path(env_str("PAPERCLIP_VAR_DIR") or BASE_DIR / "var").expanduser()
+
+SECRET_KEY_MIN_LENGTH = 50
+_SECRET_KEY_ADVICE = (
+    "Production must set SECRET_KEY to a random string of at least "
+    f"{SECRET_KEY_MIN_LENGTH} characters, the same on every host, e.g. "
+    "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+)
+
+
+def per_install_secret(var_dir: Path) -> str:
+    """The secret kept in `var_dir/secret-key`, generated on first use (mode 0600).
+
+    A fresh clone thus never signs with a key anyone else knows, and `make run`, the worker and
+    every management command share one key. Creation is atomic: a finished file is hard-linked
+    into place, so two processes starting at once agree on the first one written.
+    """
+    path = var_dir / "secret-key"
+    try:
+        if not path.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            candidate = var_dir / f".secret-key.{os.getpid()}.tmp"
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w") as file:
+                    file.write(secrets.token_urlsafe(50) + "\n")
+                os.link(candidate, path)
+            except FileExistsError:
+                pass  # another process won; use its key
+            finally:
+                candidate.unlink(missing_ok=True)
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is not set and no per-install secret could be kept in {path} ({exc}). "
+            + _SECRET_KEY_ADVICE
+        ) from exc
+    if len(secret) < SECRET_KEY_MIN_LENGTH:
+        raise ImproperlyConfigured(
+            f"{path} holds a secret of {len(secret)} characters; delete it to have a new one "
+            f"generated, or set SECRET_KEY. " + _SECRET_KEY_ADVICE
+        )
+    return secret
+
+
+# SECRET_KEY from the environment (what production sets); unset, the per-install secret in
+# var/ (what `make run` and the commands on a fresh clone use; `manage.py check` warns about it
+# with DEBUG off). With DEBUG off a short key is refused: it could be guessed.
 SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "django-insecure-paperclip-development-only"
+PAPERCLIP_SECRET_KEY_FROM_VAR = not SECRET_KEY
+if PAPERCLIP_SECRET_KEY_FROM_VAR:
+    SECRET_KEY = per_install_secret(PAPERCLIP_VAR_DIR)
+elif not DEBUG and len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is {len(SECRET_KEY)} characters long; with DEBUG off it must have at least "
+        f"{SECRET_KEY_MIN_LENGTH}. " + _SECRET_KEY_ADVICE
+    )
+# After a rotation, the old keys: what they signed (sessions, run tokens) stays valid meanwhile.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -293,5 +348,6 @@ TASKS = {
     }
 }
 
-# Where `bootstrap_demo` keeps the demo logins and keys it prints (git-ignored).
+# Where `bootstrap_demo` keeps the demo logins and keys it prints (git-ignored; unset:
+# demo-credentials.json in PAPERCLIP_VAR_DIR, beside the per-install secret).
 PAPERCLIP_DEMO_CREDENTIALS = env_str("PAPERCLIP_DEMO_CREDENTIALS", "")

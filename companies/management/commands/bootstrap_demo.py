@@ -8,7 +8,8 @@ Ensures that there are:
 - a personal API token for `board`.
 
 Passwords, keys and tokens are stored hashed, so the plain demo credentials are kept in a
-git-ignored JSON file: `var/demo-credentials.json` unless `--credentials PATH`, the
+git-ignored JSON file: `var/demo-credentials.json` (in `PAPERCLIP_VAR_DIR`, beside the
+per-install `secret-key` the settings generate) unless `--credentials PATH`, the
 `PAPERCLIP_DEMO_CREDENTIALS` setting or the `PAPERCLIP_DEMO_CREDENTIALS` environment variable say
 otherwise. A later run reuses every credential that still works and regenerates only the ones
 that do not (a changed password, a revoked key, a lost file), so the printed keys stay the same.
@@ -53,7 +54,8 @@ AGENTS = (
 
 
 def credentials_path(option: str | None) -> Path:
-    """The option, else the setting, else the environment variable, else var/ in the project."""
+    """The option, else the setting, else the environment variable, else the var directory
+    (PAPERCLIP_VAR_DIR, `var/` in the project), beside the per-install secret."""
     value = (
         option
         or getattr(settings, "PAPERCLIP_DEMO_CREDENTIALS", "")
@@ -61,7 +63,8 @@ def credentials_path(option: str | None) -> Path:
     )
     if value:
         return Path(value).expanduser()
-    return Path(settings.BASE_DIR) / "var" / "demo-credentials.json"
+    var_dir = getattr(settings, "PAPERCLIP_VAR_DIR", None) or Path(settings.BASE_DIR) / "var"
+    return Path(var_dir) / "demo-credentials.json"
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -295,6 +298,9 @@ class Command(BaseCommand):
         else:
             write(self.style.SUCCESS("Demo already complete; reusing the saved credentials."))
         write(f"Plain credentials are kept in {self.display_path(path)} (keep it private).")
+        if getattr(settings, "PAPERCLIP_SECRET_KEY_FROM_VAR", False):
+            secret = Path(settings.PAPERCLIP_VAR_DIR) / "secret-key"
+            write(f"This install signs with its own secret, kept in {self.display_path(secret)}.")
         write("")
         write(f"Admin     {base}/admin/")
         write(f"          username: {board['username']}")

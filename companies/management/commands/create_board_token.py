@@ -5,6 +5,10 @@
 The token (`pcb_...`) is shown once and stored only as a hash, so stdout holds exactly that one
 line and a script can capture it: `TOKEN=$(python manage.py create_board_token alice)`. With
 `--verbosity 2` a note naming the token's id goes to stderr.
+
+Like every command, it works on a fresh clone with nothing set (the SQLite file and the
+per-install secret in `var/`, as `make run` uses); with DEBUG off and no SECRET_KEY, the system
+check warns on stderr what production must set, and stdout still holds only the token.
 """
 
 from __future__ import annotations
