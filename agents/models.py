@@ -331,12 +331,13 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
         return outcome
 
     @transition(field=status, source=[Status.QUEUED, Status.RUNNING], target=Status.CANCELLED)
-    def cancel(self) -> None:
-        """The board stops the run; the agent learns it from its next heartbeat."""
+    def cancel(self, reason: str = "cancelled_by_board") -> None:
+        """The run is stopped from outside (the board, or its issue was reassigned or
+        cancelled); the agent learns it from its next heartbeat. `reason` is the exit reason."""
         now = timezone.now()
         self.cancel_requested_at = now
         self.finished_at = now
-        self.exit_reason = "cancelled_by_board"
+        self.exit_reason = reason
 
 
 class WakeupRequest(models.Model):

@@ -25,6 +25,7 @@ from issues.services.documents import document_delete, document_put
 from issues.services.lifecycle import issue_create, issue_delete, issue_update
 from issues.services.records import record_create, record_delete, record_update
 from issues.services.reopen import issue_reopen
+from issues.services.verbs import issue_assign, issue_cancel, issue_reassign, issue_review
 
 __all__ = [
     "DECISIONS",
@@ -38,11 +39,15 @@ __all__ = [
     "comment_create",
     "document_delete",
     "document_put",
+    "issue_assign",
+    "issue_cancel",
     "issue_checkout",
     "issue_create",
     "issue_delete",
     "issue_force_release",
+    "issue_reassign",
     "issue_release",
+    "issue_review",
     "issue_reopen",
     "issue_update",
     "record_create",

@@ -22,7 +22,7 @@ def ensure_agent_may_mutate(actor: Actor, issue: Issue) -> None:
     """DESIGN §4: agents change issues that are unassigned, theirs, or their reports'.
 
     Another agent's in-progress issue is a 409 (it is checked out); anything else is a 403.
-    Board users are not limited here (their company access is checked by the permission class).
+    Board users are not limited here (`paperclip.access` has checked their seat).
     """
     if not actor.is_agent:
         return
@@ -89,3 +89,15 @@ def refuse_live_holder(issue: Issue) -> None:
                 "assigneeAgentId": holder.agent_id,
             },
         )
+
+
+def ensure_may_review(actor: Actor, issue: Issue) -> None:
+    """A review is the board's, or a manager's of the assignee (chain of command); never the
+    assignee's own, and no other agent's (DESIGN §8)."""
+    if not actor.is_agent:
+        return
+    agent = actor.agent
+    if issue.assignee_agent_id == agent.pk:
+        raise NotAllowed("An agent cannot review its own work")
+    if issue.assignee_agent is None or not agent.manages(issue.assignee_agent):
+        raise NotAllowed("Only the board or a manager of the assignee may review")

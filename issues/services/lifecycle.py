@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
-from django_fsm import can_proceed
 
 from agents.wakeups import Source, Wakes
 from companies.models import Company
@@ -14,12 +13,10 @@ from companies.services import apply_changes
 from issues.models import (
     INITIAL_STATUSES,
     TERMINAL_STATUSES,
-    TRANSITION_TO,
     Issue,
     Status,
-    patchable_targets,
 )
-from issues.services.access import ensure_agent_may_mutate, hold_lock, refuse_live_holder
+from issues.services.access import ensure_agent_may_mutate, hold_lock
 from issues.services.comments import add_comment
 from issues.services.relations import (
     check_assignees,
@@ -29,6 +26,7 @@ from issues.services.relations import (
 )
 from issues.services.reopen import reopen_locked
 from issues.services.rows import check_if_match, lock_issue, log, touch
+from issues.services.steps import move, refuse_frozen, set_assignee
 from issues.storage import (
     delete_stored_on_commit,
 )
@@ -42,32 +40,7 @@ from paperclip.errors import (
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
 M2M_WIRE_NAMES = {"labels": "labelIds", "dependencies": "dependencyIds"}
-
-
-def _transition(issue: Issue, actor: Actor, target: str) -> None:
-    """Move the issue to `target` through its transition method, or raise the right 4xx."""
-    current = issue.status
-    if target == current:
-        return
-    allowed = [] if issue.is_terminal else patchable_targets(current)
-    if actor.is_agent:  # agents reach in_progress only through checkout
-        allowed = [status for status in allowed if status != Status.IN_PROGRESS]
-    details = {"from": current, "to": target, "allowed": allowed}
-    if target == Status.IN_PROGRESS and actor.is_agent:
-        raise Unprocessable(
-            "Agents start work through checkout (POST /api/issues/{id}/checkout)",
-            code="checkout_required",
-            details=details,
-        )
-    if target not in allowed:
-        raise InvalidTransition(details=details)
-    method = getattr(issue, TRANSITION_TO[target])
-    if not can_proceed(method):
-        # The edge exists, so a condition failed: the only one is "needs an assignee".
-        raise Unprocessable(
-            f"An issue needs an assignee to be {target}", code="assignee_required", details=details
-        )
-    method()
+ASSIGNEE_FIELDS = ("assignee_agent", "assignee_user")
 
 
 def _allocate_number(company: Company) -> int:
@@ -146,44 +119,30 @@ def issue_update(
     hold_lock(actor, issue)
 
     target = changes.pop("status", None)
-    if issue.is_terminal and (changes or (target and target != issue.status)):
-        if target and target != issue.status:
-            raise InvalidTransition(details={"from": issue.status, "to": target, "allowed": []})
-        raise Unprocessable(
-            f"Issue is {issue.status}; its fields are frozen (the board can reopen it)",
-            code="issue_frozen",
-            details={"status": issue.status, "fields": sorted(changes)},
-        )
+    if issue.is_terminal and target and target != issue.status:
+        raise InvalidTransition(details={"from": issue.status, "to": target, "allowed": []})
+    if changes:
+        refuse_frozen(issue, list(changes))
 
+    # The same steps as the verbs: assignee (assign/reassign rules), fields, then status
+    # (cancel stops the run holding the issue).
+    assignee = {name: changes.pop(name) for name in ASSIGNEE_FIELDS if name in changes}
+    diff = set_assignee(issue, assignee) if assignee else {}
     check_same_company(issue.company_id, changes)
-    check_assignees(changes)
     if "parent" in changes:
         refuse_cycle(issue, changes["parent"], kind="An issue")
     m2m = {name: changes.pop(name) for name in M2M_FIELDS if name in changes}
     if "dependencies" in m2m:
         refuse_dependency_cycle(issue, m2m["dependencies"])
-    previous_agent = issue.assignee_agent_id
-    diff = apply_changes(issue, changes)
+    diff |= apply_changes(issue, changes)
     for name, values in m2m.items():
         before = set(getattr(issue, name).values_list("pk", flat=True))
         after = {value.pk for value in values}
         if before != after:
             getattr(issue, name).set(values)
             diff[M2M_WIRE_NAMES[name]] = {"from": sorted(before), "to": sorted(after)}
-
-    if issue.status == Status.IN_PROGRESS and issue.assignee_agent_id != previous_agent:
-        # The lock belongs to the previous assignee's run; the new assignee checks out afresh.
-        # A live holder is still working: taking the issue from it is an explicit act (the
-        # board's force-release, or the reassign verb), never a side effect of an edit.
-        if issue.assignee_agent_id or issue.assignee_user_id:
-            refuse_live_holder(issue)
-        issue.checkout_run = None
-        issue.execution_locked_at = None
     if target:
-        previous_status = issue.status
-        _transition(issue, actor, target)
-        if issue.status != previous_status:
-            diff["status"] = {"from": previous_status, "to": issue.status}
+        diff |= move(actor, issue, target)
     if (
         issue.status == Status.IN_PROGRESS
         and issue.assignee_agent_id is None
