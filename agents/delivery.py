@@ -4,13 +4,15 @@ retried with exponential backoff, every attempt recorded."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import secrets
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -19,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from agents.models import HeartbeatRun, WakeDelivery
 from agents.runs import mint_run_token
+from paperclip.targets import Target, TargetRefused, TargetUnresolved, check_target_url
 
 EVENT_TYPE = "agent.wake"
 
@@ -46,11 +49,53 @@ def wake_payload(run: HeartbeatRun) -> dict[str, Any]:
     }
 
 
-def _post(url: str, body: str, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
-    timeout = settings.PAPERCLIP_WAKE_TIMEOUT_SECONDS
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status
+def _connect(target: Target, timeout: float) -> socket.socket:
+    """A socket to the first checked address that answers (never a second DNS lookup)."""
+    error: OSError = OSError(f"no address for {target.host}")
+    for address in target.addresses:
+        try:
+            return socket.create_connection((address, target.port), timeout)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Speaks to `target.host` (Host header) at the address `check_target_url` checked."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self.target = target
+
+    def connect(self) -> None:
+        self.sock = _connect(self.target, self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """As `_PinnedHTTPConnection`, with TLS verified against the host name."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(
+            target.host, target.port, timeout=timeout, context=ssl.create_default_context()
+        )
+        self.target = target
+
+    def connect(self) -> None:
+        sock = _connect(self.target, self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def _post(target: Target, body: str, headers: dict[str, str]) -> int:
+    """POST to a checked target; redirects are not followed (one could point anywhere)."""
+    parts = urlsplit(target.url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(target, settings.PAPERCLIP_WAKE_TIMEOUT_SECONDS)
+    try:
+        connection.request("POST", path, body=body.encode(), headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def _retry_later(run_id: str, attempt: int) -> None:
@@ -88,14 +133,20 @@ def deliver_wake(run_id: str, attempt: int) -> bool:
             "webhook-signature": Webhook(run.agent.webhook_secret).sign(message_id, now, body),
         }
     started = time.monotonic()
-    status_code, error = None, ""
+    status_code, error, refused = None, "", False
     try:
-        status_code = _post(url, body, headers)
-    except urllib.error.HTTPError as exc:
-        status_code, error = exc.code, f"HTTP {exc.code}"
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        error = str(getattr(exc, "reason", exc))
+        # Checked again on the addresses the name resolves to now (DESIGN §9); a refused
+        # target is one failed attempt with nothing sent, and is not retried.
+        status_code = _post(check_target_url(url, resolve=True), body, headers)
+    except TargetUnresolved as exc:
+        error = exc.reason
+    except TargetRefused as exc:
+        error, refused = f"Target refused, nothing sent: {exc.reason}", True
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        error = str(exc) or type(exc).__name__
     succeeded = status_code is not None and 200 <= status_code < 300
+    if status_code is not None and not succeeded:
+        error = f"HTTP {status_code}"
     WakeDelivery.objects.create(
         run=run,
         attempt=attempt,
@@ -105,6 +156,6 @@ def deliver_wake(run_id: str, attempt: int) -> bool:
         succeeded=succeeded,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
-    if not succeeded and attempt < settings.PAPERCLIP_WAKE_MAX_ATTEMPTS:
+    if not succeeded and not refused and attempt < settings.PAPERCLIP_WAKE_MAX_ATTEMPTS:
         _retry_later(run_id, attempt)
     return succeeded

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery
@@ -9,6 +10,21 @@ from agents.runs import mint_run_token
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.ids import looks_like_id
+from paperclip.targets import TargetRefused, check_target_url
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JSONObjectField(serializers.JSONField):
+    """A JSON column that holds an object: a list, a string or a number is a 400 naming the
+    field, not a 500 when the code reads it as a dict."""
+
+    default_error_messages = {"not_an_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        return value
 
 
 class AgentSerializer(CamelModelSerializer):
@@ -16,6 +32,8 @@ class AgentSerializer(CamelModelSerializer):
         model=Agent, required=False, allow_null=True, source="reports_to"
     )
     team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
+    adapter_config = JSONObjectField(required=False)
+    permissions = JSONObjectField(required=False)
 
     class Meta:
         model = Agent
@@ -52,7 +70,8 @@ class AgentSerializer(CamelModelSerializer):
         validators: list = []
 
     def validate_adapter_config(self, value: dict) -> dict:
-        """A wake URL, when given, must be one we can POST to (agents without one poll)."""
+        """A wake URL, when given, must be one we can POST to (agents without one poll), at an
+        address we may send to (paperclip.targets; checked again at each delivery)."""
         url = value.get("url")
         if url is None:
             return value
@@ -62,6 +81,10 @@ class AgentSerializer(CamelModelSerializer):
             URLValidator(schemes=["http", "https"])(url)
         except DjangoValidationError:
             raise serializers.ValidationError({"url": ["Enter a valid http(s) URL."]}) from None
+        try:
+            check_target_url(url, resolve=False)
+        except TargetRefused as exc:
+            raise serializers.ValidationError({"url": [exc.reason]}) from None
         return value
 
     def validate_name(self, value: str) -> str:
