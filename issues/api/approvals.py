@@ -50,7 +50,22 @@ class ApprovalCreateSerializer(CamelSerializer):
 
 
 class DecisionSerializer(CamelSerializer):
+    """The board's note on a decision, as `note` or as Paperclip's clients name it,
+    `decisionNote` (which they may send as null)."""
+
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+    decision_note = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=10_000, write_only=True
+    )
+
+    def validate(self, attrs):
+        if "decision_note" in attrs:
+            if "note" in self.initial_data:
+                raise serializers.ValidationError(
+                    {"decisionNote": ["Send note or decisionNote, not both."]}
+                )
+            attrs["note"] = attrs.pop("decision_note") or ""
+        return attrs
 
 
 class ResubmitSerializer(CamelSerializer):

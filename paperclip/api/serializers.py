@@ -1,11 +1,16 @@
-"""Serializer pieces shared by every app: camelCase on the wire, named integer choices."""
+"""Serializer pieces shared by every app: camelCase on the wire, unknown fields refused, named
+integer choices."""
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 
 from rest_framework import serializers
+from rest_framework.fields import empty
+
+UNKNOWN_FIELD = "Unknown field."
 
 
 def camel(name: str) -> str:
@@ -44,6 +49,33 @@ class CamelCaseMixin:
 _model_fields_cache: dict[type, dict] = {}
 
 
+class RefuseUnknownFieldsMixin:
+    """An input field the serializer does not have is an error, not silently dropped:
+    `{"assignedAgentId": ["Unknown field."]}` (a typo would otherwise create an unassigned issue).
+
+    "Unknown" means not a field of the serializer at all. A read-only field it has (`id`,
+    `createdAt` on a model serializer) is ignored as DRF always did, so a client may send back
+    the object it read. Checked in `run_validation`, so nested serializers and `many=True`
+    items are checked too, and a message of the serializer's own `validate()` about a field it
+    refuses on purpose (`runId` on checkout) wins over the generic one.
+    """
+
+    def run_validation(self, data=empty):
+        unknown = {}
+        if isinstance(data, Mapping):
+            fields = self.fields
+            unknown = {name: [UNKNOWN_FIELD] for name in data if name not in fields}
+        try:
+            value = super().run_validation(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, Mapping):
+                raise serializers.ValidationError({**unknown, **exc.detail}) from exc
+            raise
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        return value
+
+
 class CachedFieldsModelSerializer(serializers.ModelSerializer):
     def get_fields(self):
         """Build the fields once per class (model introspection is most of a small response's
@@ -54,11 +86,11 @@ class CachedFieldsModelSerializer(serializers.ModelSerializer):
         return copy.deepcopy(_model_fields_cache[cls])
 
 
-class CamelModelSerializer(CamelCaseMixin, CachedFieldsModelSerializer):
+class CamelModelSerializer(RefuseUnknownFieldsMixin, CamelCaseMixin, CachedFieldsModelSerializer):
     pass
 
 
-class CamelSerializer(CamelCaseMixin, serializers.Serializer):
+class CamelSerializer(RefuseUnknownFieldsMixin, CamelCaseMixin, serializers.Serializer):
     pass
 
 

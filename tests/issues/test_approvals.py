@@ -542,9 +542,14 @@ def test_another_companys_board_gets_404_on_every_approval_route(
     other_board, company, issue, approval, method, path
 ):
     url = path.format(approval=approval.pk, company=company.pk, issue=issue.pk)
-    data = {"body": "peek", "type": "hire_agent", "approvalId": approval.pk}
+    # Each route gets a body it accepts (an unknown field would be a 400 before any lookup).
+    bodies = {
+        "/api/approvals/{approval}/comments": {"body": "peek"},
+        "/api/companies/{company}/approvals": {"type": "hire_agent"},
+        "/api/issues/{issue}/approvals": {"approvalId": approval.pk},
+    }
 
-    response = getattr(other_board, method)(url, data, format="json")
+    response = getattr(other_board, method)(url, bodies.get(path, {}), format="json")
 
     assert response.status_code == 404
     assert response.json() == NOT_FOUND
@@ -563,7 +568,9 @@ def test_another_companys_board_gets_404_on_every_approval_route(
 def test_another_companys_agent_gets_404(other_client, company, issue, approval, method, path):
     url = path.format(approval=approval.pk, company=company.pk, issue=issue.pk)
 
-    response = getattr(other_client, method)(url, {"body": "peek"}, format="json")
+    data = {"body": "peek"} if path.endswith("comments") else {}
+
+    response = getattr(other_client, method)(url, data, format="json")
 
     assert response.status_code == 404
     assert response.json() == NOT_FOUND
