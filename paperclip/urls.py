@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
 from paperclip.api.errors import api_not_found
 from paperclip.api.views import health
+from paperclip.views import home
 
 api_patterns = [
     path("health", health, name="health"),
@@ -16,6 +17,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
 ]
