@@ -139,6 +139,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /api answers JSON, never an HTML page: refuses a bad Host or a NUL in the URL before any
+    # query, and renders what a view (or its transaction) raised.
+    "paperclip.api.middleware.ApiEdgeMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -256,6 +259,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# The largest request body (JSON or form) accepted, in bytes; more answers 413. Uploads are
+# limited by PAPERCLIP_ATTACHMENT_MAX_BYTES instead (a file part does not count here).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("PAPERCLIP_MAX_BODY_BYTES", 2_621_440)  # 2.5 MiB
+
 REST_FRAMEWORK = {
     # Token classes first: an unauthenticated request gets 401 with `WWW-Authenticate: Bearer`.
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -266,10 +273,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["paperclip.api.permissions.IsActor"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's parsers, refusing NUL characters and JSON nested too deeply (paperclip.api.parsers).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "paperclip.api.parsers.JSONParser",
+        "paperclip.api.parsers.MultiPartParser",
+        "paperclip.api.parsers.FormParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

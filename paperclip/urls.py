@@ -16,6 +16,10 @@ api_patterns = [
     re_path(r"^.*$", api_not_found),
 ]
 
+# What middleware refuses or raises outside a view answers JSON on /api (Django's pages elsewhere).
+handler400 = "paperclip.api.errors.bad_request"
+handler500 = "paperclip.api.errors.server_error"
+
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,122 @@
+"""Request body parsers for `/api`: what a body may hold before any view or query sees it.
+
+PostgreSQL refuses NUL characters in text (and in `jsonb`), so a NUL that got as far as a query
+would be a 500; and a JSON document nested a thousand levels deep overflows Python's stack in
+the decoder, or later in whatever walks it. Both are refused here, once, for every endpoint:
+
+- a string (a value or an object key) containing NUL → 400 `validation_error` whose `details`
+  names each one by its path in the body: `title`, `payload.note`, `goalIds[0]`;
+- JSON nested deeper than `MAX_JSON_DEPTH` levels → 400 `parse_error`. The body itself is level
+  1, so a JSON object field (`payload`, `adapterConfig`, `result`, ...) holds at most 31 more.
+
+The same NUL rule covers form and multipart fields, and query parameters (see
+`paperclip.api.middleware`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import QueryDict
+from rest_framework import parsers
+
+from paperclip.errors import ValidationFailed
+
+MAX_JSON_DEPTH = 32
+NUL = "\x00"
+NUL_MESSAGE = "NUL characters are not allowed."
+# Enough to show the client what is wrong without echoing a whole hostile body back.
+MAX_REPORTED_FIELDS = 20
+
+
+def printable(name: str) -> str:
+    """A field name as it can be shown in an error: its NULs written out as `\\u0000`."""
+    return name.replace(NUL, "\\u0000")
+
+
+def too_deep() -> ValidationFailed:
+    return ValidationFailed(
+        f"Malformed request body: JSON nested deeper than {MAX_JSON_DEPTH} levels",
+        code="parse_error",
+        details={"maxDepth": MAX_JSON_DEPTH},
+    )
+
+
+def check_json(data: Any) -> None:
+    """Refuse a parsed JSON document that holds a NUL anywhere or nests too deeply.
+
+    Iterative (an explicit stack), so walking a deep document cannot itself overflow. Paths use
+    the names the client sent: `a.b` for object members, `a[0]` for list items; a NUL in the
+    document's top-level scalar is reported under `nonFieldErrors`.
+    """
+    found: dict[str, list[str]] = {}
+    stack: list[tuple[Any, str, int]] = [(data, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if NUL in value:
+                found.setdefault(path or "nonFieldErrors", [NUL_MESSAGE])
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise too_deep()
+        children: list[tuple[Any, str, int]] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                child = f"{path}.{printable(key)}" if path else printable(key)
+                if NUL in key:
+                    found.setdefault(child, [NUL_MESSAGE])
+                children.append((item, child, depth + 1))
+        else:
+            children = [(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        stack.extend(reversed(children))  # popped in document order, so errors read in order
+    if found:
+        raise ValidationFailed(details=dict(list(found.items())[:MAX_REPORTED_FIELDS]))
+
+
+def nul_fields(form: QueryDict) -> dict[str, list[str]]:
+    """The fields of a form (or query string) whose name or a value holds a NUL."""
+    found: dict[str, list[str]] = {}
+    for name, values in form.lists():
+        if NUL in name or any(isinstance(v, str) and NUL in v for v in values):
+            found[printable(name)] = [NUL_MESSAGE]
+            if len(found) == MAX_REPORTED_FIELDS:
+                break
+    return found
+
+
+def check_form(form: QueryDict) -> None:
+    if found := nul_fields(form):
+        raise ValidationFailed(details=found)
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing NULs and documents nested deeper than `MAX_JSON_DEPTH`."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # the C decoder gives up around 1,000 levels
+            raise too_deep() from None
+        check_json(data)
+        return data
+
+
+class FormParser(parsers.FormParser):
+    """DRF's form parser, refusing NULs in field names and values."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        check_form(data)
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser, refusing NULs in the form fields (Django already strips
+    non-printable characters from uploaded file names)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parsed = super().parse(stream, media_type, parser_context)
+        check_form(parsed.data)
+        return parsed
