@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -19,7 +20,7 @@ from paperclip.errors import NotFound
 
 
 class AttachmentSerializer(CamelModelSerializer):
-    issue_comment_id = serializers.CharField(source="comment_id", read_only=True)
+    issue_comment_id = serializers.CharField(source="comment_id", read_only=True, allow_null=True)
     name = serializers.CharField(source="original_name", read_only=True)
     content_path = serializers.SerializerMethodField()
 
@@ -82,7 +83,15 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
         attachments = self.get_queryset().filter(issue=issue).order_by("created_at", "id")
         return Response(AttachmentSerializer(attachments, many=True).data)
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The file's bytes, with the content type it was stored with "
+                "(one of PAPERCLIP_ATTACHMENT_TYPES).",
+            )
+        }
+    )
     def content(self, request, pk: str):
         """The file, streamed. Anything a browser could execute comes as a download."""
         attachment = self.get_object()

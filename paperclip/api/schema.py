@@ -1,8 +1,19 @@
-"""drf-spectacular extensions: describe our authentication schemes in the OpenAPI document."""
+"""drf-spectacular extensions: our authentication schemes, and every error response.
+
+`AutoSchema` (settings' DEFAULT_SCHEMA_CLASS) declares, on every operation, the error statuses
+it can answer, each with the one `Error` component: the body `paperclip.api.errors` renders for
+every failure on `/api`. Which statuses an operation declares follows from what it is (a write,
+one with a path id, a body, `If-Match`, throttles), so a new view is described without
+decorating it.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 
 
 def _scheme(target: str, name: str, definition: dict) -> type[OpenApiAuthenticationExtension]:
@@ -51,3 +62,114 @@ def canonical_paths(endpoints, **kwargs):
     return [
         (path.rstrip("/"), regex, method, callback) for path, regex, method, callback in endpoints
     ]
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every error on `/api`.",
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong, for a human."},
+        "code": {
+            "type": "string",
+            "description": "A stable machine code: `validation_error`, `unauthorized`, "
+            "`not_found`, `checkout_conflict`, `invalid_transition`, ...",
+        },
+        "details": {
+            "nullable": True,
+            "description": "More about the error when there is more: the bad fields of a "
+            "validation error, `from`/`to`/`allowed` of a refused transition, the holder of a "
+            "lock, the request id of an internal error.",
+        },
+    },
+    "required": ["error", "code"],
+}
+
+_RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying"}
+# What each status means on /api, and the headers it carries (paperclip.api.errors).
+ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: (
+        "Validation failed (`details` names each bad field), or a malformed body, query "
+        "parameter or `X-Paperclip-Run-Id`",
+        {},
+    ),
+    401: (
+        "Missing or invalid credentials",
+        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}},
+    ),
+    403: ("Authenticated, but not allowed to do this", {}),
+    404: ("Not found, or another company's", {}),
+    406: ("The `Accept` header names no type this operation answers", {}),
+    409: ("Conflicts with the current state, e.g. checked out by another agent", {}),
+    412: ("`If-Match` names a version that is no longer current", {}),
+    413: ("The request body is too large", {}),
+    415: ("The request body's Content-Type is not accepted", {}),
+    422: (
+        "A state change the lifecycle does not allow (`details.from/to/allowed`), a broken "
+        "invariant, or an `X-Paperclip-Run-Id` other than the run token's",
+        {},
+    ),
+    429: ("Too many requests", {"Retry-After": _RETRY_AFTER}),
+    500: (
+        "Internal server error; `details.requestId` names the log line",
+        {"X-Request-Id": {"schema": {"type": "string"}, "description": "The request's id"}},
+    ),
+    503: ("The database is unavailable", {"Retry-After": _RETRY_AFTER}),
+}
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's AutoSchema, declaring each operation's error responses."""
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        error = self.error_component().ref
+        responses = operation["responses"]
+        for status_code in self.error_status_codes(operation):
+            description, headers = ERROR_RESPONSES[status_code]
+            response: dict[str, Any] = {
+                "description": description,
+                "content": {"application/json": {"schema": error}},
+            }
+            if headers:
+                response["headers"] = headers
+            # A view's own declaration of a status wins.
+            responses.setdefault(str(status_code), response)
+        operation["responses"] = dict(sorted(responses.items()))
+        return operation
+
+    def error_component(self) -> ResolvedComponent:
+        component = ResolvedComponent(
+            name="Error", type=ResolvedComponent.SCHEMA, object="Error", schema=ERROR_SCHEMA
+        )
+        self.registry.register_on_missing(component)
+        return component
+
+    def error_status_codes(self, operation: dict[str, Any]) -> set[int]:
+        """The error statuses this operation can answer."""
+        # Anything can fail unexpectedly or find the database down; DRF negotiates every
+        # answer's type against `Accept`.
+        codes = {406, 500, 503}
+        if self.view.get_permissions():
+            # Authentication runs first: bad credentials, a malformed or mismatched
+            # X-Paperclip-Run-Id; then the service decides who may act.
+            codes |= {400, 401, 403, 422}
+        if "{" in self.path:
+            codes.add(404)
+        if self.method in WRITE_METHODS:
+            codes |= {400, 409, 422}
+        if "requestBody" in operation:
+            codes |= {400, 413, 415}
+        headers = {
+            parameter["name"].lower()
+            for parameter in operation.get("parameters", [])
+            if parameter["in"] == "header"
+        }
+        if "if-match" in headers:
+            codes.add(412)
+        if self.view.get_throttles():
+            codes.add(429)
+        return codes

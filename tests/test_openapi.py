@@ -1,0 +1,163 @@
+"""The OpenAPI schema at `/api/openapi.json` is an honest contract (DESIGN §5).
+
+Every error an operation can answer is declared, each with the one shared `Error` component
+(`{"error", "code", "details"}`), so a client or a fuzzer finds no undocumented status; the
+bodies the API really sends on errors match that component; attachment fields and downloads are
+described as they are; and the schema generates without a warning.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from tests import factories
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+WRITES = {"post", "put", "patch", "delete"}
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    with django_db_blocker.unblock():
+        response = APIClient().get("/api/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def error_schema_of(response: dict) -> dict:
+    return response["content"]["application/json"]["schema"]
+
+
+def test_schema_has_one_shared_error_component(schema):
+    error = schema["components"]["schemas"]["Error"]
+
+    assert error["type"] == "object"
+    assert error["required"] == ["error", "code"]
+    assert error["properties"]["error"]["type"] == "string"
+    assert error["properties"]["code"]["type"] == "string"
+    assert error["properties"]["details"]["nullable"] is True
+    assert "type" not in error["properties"]["details"]  # any JSON value
+
+
+def test_checkout_declares_its_409_and_422_with_the_error_component(schema):
+    responses = schema["paths"]["/api/issues/{id}/checkout"]["post"]["responses"]
+
+    assert error_schema_of(responses["409"]) == ERROR_REF
+    assert error_schema_of(responses["422"]) == ERROR_REF
+    assert {"200", "400", "401", "403", "404", "413", "415", "500", "503"} <= set(responses)
+
+
+def test_every_error_response_of_every_operation_is_the_error_component(schema):
+    for path, method, operation in operations(schema):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert error_schema_of(response) == ERROR_REF, (method, path, status)
+
+
+def test_every_operation_declares_the_errors_it_can_answer(schema):
+    for path, method, operation in operations(schema):
+        declared = set(operation["responses"])
+        where = (method, path, sorted(declared))
+        assert {"406", "500", "503"} <= declared, where
+        if path != "/api/health":
+            assert {"400", "401", "403"} <= declared, where
+            www_authenticate = operation["responses"]["401"]["headers"]["WWW-Authenticate"]
+            assert www_authenticate["schema"] == {"type": "string"}
+        if "{" in path:
+            assert "404" in declared, where
+        if method in WRITES:
+            assert {"400", "409", "422"} <= declared, where
+        if "requestBody" in operation:
+            assert {"413", "415"} <= declared, where
+
+
+def test_health_needs_no_credentials_so_declares_no_credential_errors(schema):
+    responses = schema["paths"]["/api/health"]["get"]["responses"]
+
+    assert set(responses) == {"200", "406", "500", "503"}
+    assert "Retry-After" in responses["503"]["headers"]
+
+
+def test_issue_patch_declares_412_for_a_stale_if_match(schema):
+    patch = schema["paths"]["/api/issues/{id}"]["patch"]
+
+    assert "If-Match" in [p["name"] for p in patch["parameters"] if p["in"] == "header"]
+    assert error_schema_of(patch["responses"]["412"]) == ERROR_REF
+    assert "412" not in schema["paths"]["/api/issues/{id}/checkout"]["post"]["responses"]
+
+
+def test_lists_declare_400_for_a_bad_cursor_or_limit(schema):
+    lists = [
+        (path, operation)
+        for path, method, operation in operations(schema)
+        if method == "get"
+        and {"cursor", "limit"} <= {p["name"] for p in operation.get("parameters", [])}
+    ]
+
+    assert len(lists) > 10
+    for path, operation in lists:
+        assert error_schema_of(operation["responses"]["400"]) == ERROR_REF, path
+
+
+def test_attachment_issue_comment_id_is_nullable(schema):
+    field = schema["components"]["schemas"]["Attachment"]["properties"]["issueCommentId"]
+
+    assert field == {"type": "string", "readOnly": True, "nullable": True}
+
+
+def test_attachment_download_is_binary_of_whatever_type_was_stored(schema):
+    ok = schema["paths"]["/api/attachments/{id}/content"]["get"]["responses"]["200"]
+
+    assert ok["content"] == {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def test_real_error_bodies_match_the_error_component(schema, board, agent, company):
+    error = schema["components"]["schemas"]["Error"]
+    held = factories.IssueFactory(company=company, status="in_progress", assignee_agent=agent)
+    rival = factories.AgentFactory(company=company, name="Rival")
+    run = factories.HeartbeatRunFactory(agent=rival, status="running")
+    rival_client = client_for(factories.AgentApiKeyFactory(agent=rival).token, run_id=run.pk)
+
+    answers = {
+        401: APIClient().get("/api/agents/me"),
+        404: board.get("/api/issues/iss_00000000000000000000000000"),
+        400: board.post(f"/api/companies/{company.pk}/issues", {"title": ""}, format="json"),
+        409: rival_client.post(f"/api/issues/{held.pk}/checkout", {}, format="json"),
+        406: board.get("/api/users/me", HTTP_ACCEPT="text/html"),
+    }
+
+    for status, response in answers.items():
+        assert response.status_code == status, response.json()
+        jsonschema.validate(response.json(), error)
+        assert set(response.json()) <= set(error["properties"])
+
+
+def test_schema_generates_and_validates_without_warnings(tmp_path):
+    target = tmp_path / "openapi.json"
+
+    call_command(
+        "spectacular",
+        "--validate",
+        "--fail-on-warn",
+        "--format",
+        "openapi-json",
+        "--file",
+        str(target),
+        stderr=StringIO(),
+    )
+
+    assert '"Error"' in target.read_text()
