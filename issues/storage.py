@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import unicodedata
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -62,12 +63,21 @@ def accepted_content_type(upload: UploadedFile) -> str:
 
 
 def safe_file_name(name: str) -> str:
-    """A file name safe on any storage: no path, no odd characters, bounded length."""
+    """A file name safe on any storage: no path, no odd characters, bounded length.
+
+    Control and format characters (`\\x00`-`\\x1f`, `\\x7f`, bidi overrides, ...) are dropped
+    first, so a name shown in the admin, a log line or a `Content-Disposition` header cannot
+    carry a terminal escape, a line break or a reversed extension; a name left with nothing
+    before its extension gets the stem `file`.
+    """
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if unicodedata.category(ch) not in {"Cc", "Cf"})
     try:
         cleaned = get_valid_filename(base)
     except SuspiciousFileOperation:  # nothing usable left (a name of only emoji, say)
         cleaned = "file"
+    if cleaned.startswith("."):  # not a hidden file: `\x01.txt` → `file.txt`
+        cleaned = "file" + cleaned
     if len(cleaned) > MAX_NAME_LENGTH:
         stem, dot, ext = cleaned.rpartition(".")
         cleaned = (

@@ -47,6 +47,8 @@ class AttachmentSerializer(CamelModelSerializer):
 
 
 class AttachmentUploadSerializer(CamelSerializer):
+    # Empty files pass here on purpose: the storage rules refuse them with 422 (DESIGN §6),
+    # where DRF's own check would answer 400.
     file = serializers.FileField(allow_empty_file=True)
     issue_comment_id = serializers.CharField(required=False, allow_null=True, default=None)
 
@@ -61,7 +63,13 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
         responses={201: AttachmentSerializer},
     )
     def create(self, request, company_pk: str, issue_pk: str):
-        """Upload a file (`file`, optional `issueCommentId`): 201 with its `contentPath`."""
+        """Upload a file (`file`, optional `issueCommentId`): 201 with its `contentPath`.
+
+        422 when the file is empty (`attachment_empty`), larger than
+        `PAPERCLIP_ATTACHMENT_MAX_BYTES` (`attachment_too_large`) or of a type not allowed
+        (`attachment_type_refused`); no `file` part at all is a 400. The stored name drops path
+        parts and control characters.
+        """
         issue = self.issue_by_ref(issue_pk, Issue.objects.for_company(self.company.pk))
         serializer = AttachmentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
