@@ -2,7 +2,8 @@
 
 - A NUL character never reaches PostgreSQL (which refuses it in text): in a JSON body (any
   string, key or value, at any depth) → 400 naming its path; in the URL path → 404; in a query
-  parameter or a form field → 400 naming it.
+  parameter, a form field or a header → 400 naming it. Nor does a lone surrogate (`"\\ud800"`),
+  which cannot be encoded as UTF-8.
 - JSON nested deeper than 32 levels (the body is level 1) → 400 `parse_error`, whether it is
   1,000 levels of `[[[...]]]` or a JSON object field (`payload`) nested too deeply.
 - A body over the size limit → 413 naming the limit; uploads have their own limit.
@@ -178,6 +179,25 @@ def test_nul_in_a_top_level_json_string_is_400(board, company, written):
 
     assert response.status_code == 400
     assert response.json() == validation_error({"nonFieldErrors": NUL_ERROR})
+    assert written() == before
+
+
+def test_a_lone_surrogate_in_a_json_object_field_is_400_naming_its_path(
+    agent_client, company, written
+):
+    """`"\\ud800"` decodes to a string PostgreSQL (and the response) cannot encode as UTF-8."""
+    before = written()
+    body = '{"type": "hire_agent", "payload": {"name": "a\\ud800", "\\udc00": 1}}'
+
+    response = agent_client.post(
+        f"/api/companies/{company.pk}/approvals", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    surrogate = ["Unpaired surrogate characters are not allowed."]
+    assert response.json() == validation_error(
+        {"payload.name": surrogate, "payload.\\udc00": surrogate}
+    )
     assert written() == before
 
 

@@ -1,11 +1,14 @@
 """Request body parsers for `/api`: what a body may hold before any view or query sees it.
 
-PostgreSQL refuses NUL characters in text (and in `jsonb`), so a NUL that got as far as a query
-would be a 500; and a JSON document nested a thousand levels deep overflows Python's stack in
-the decoder, or later in whatever walks it. Both are refused here, once, for every endpoint:
+PostgreSQL refuses NUL characters in text (and in `jsonb`), and a lone surrogate (JSON's
+`"\ud800"`) cannot be encoded as UTF-8 for the database or the response, so either would be a
+500 once it got as far as a query; and a JSON document nested a thousand levels deep overflows
+Python's stack in the decoder, or later in whatever walks it. All are refused here, once, for
+every endpoint:
 
-- a string (a value or an object key) containing NUL → 400 `validation_error` whose `details`
-  names each one by its path in the body: `title`, `payload.note`, `goalIds[0]`;
+- a string (a value or an object key) containing NUL or a lone surrogate → 400
+  `validation_error` whose `details` names each one by its path in the body: `title`,
+  `payload.note`, `goalIds[0]`;
 - JSON nested deeper than `MAX_JSON_DEPTH` levels → 400 `parse_error`. The body itself is level
   1, so a JSON object field (`payload`, `adapterConfig`, `result`, ...) holds at most 31 more.
 
@@ -15,6 +18,7 @@ The same NUL rule covers form and multipart fields, and query parameters (see
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import QueryDict
@@ -25,13 +29,22 @@ from paperclip.errors import ValidationFailed
 MAX_JSON_DEPTH = 32
 NUL = "\x00"
 NUL_MESSAGE = "NUL characters are not allowed."
+SURROGATE_MESSAGE = "Unpaired surrogate characters are not allowed."
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Enough to show the client what is wrong without echoing a whole hostile body back.
 MAX_REPORTED_FIELDS = 20
 
 
 def printable(name: str) -> str:
-    """A field name as it can be shown in an error: its NULs written out as `\\u0000`."""
-    return name.replace(NUL, "\\u0000")
+    """A field name as it can be shown in an error: NULs and surrogates written out (`\\u0000`)."""
+    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", name)
+
+
+def unstorable(text: str) -> str | None:
+    """Why the database could not store `text`, or None."""
+    if _UNSTORABLE.search(text) is None:
+        return None
+    return NUL_MESSAGE if NUL in text else SURROGATE_MESSAGE
 
 
 def too_deep() -> ValidationFailed:
@@ -43,7 +56,8 @@ def too_deep() -> ValidationFailed:
 
 
 def check_json(data: Any) -> None:
-    """Refuse a parsed JSON document that holds a NUL anywhere or nests too deeply.
+    """Refuse a parsed JSON document that holds a NUL or a lone surrogate anywhere, or nests
+    too deeply.
 
     Iterative (an explicit stack), so walking a deep document cannot itself overflow. Paths use
     the names the client sent: `a.b` for object members, `a[0]` for list items; a NUL in the
@@ -54,8 +68,8 @@ def check_json(data: Any) -> None:
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
-            if NUL in value:
-                found.setdefault(path or "nonFieldErrors", [NUL_MESSAGE])
+            if problem := unstorable(value):
+                found.setdefault(path or "nonFieldErrors", [problem])
             continue
         if not isinstance(value, dict | list):
             continue
@@ -65,8 +79,8 @@ def check_json(data: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 child = f"{path}.{printable(key)}" if path else printable(key)
-                if NUL in key:
-                    found.setdefault(child, [NUL_MESSAGE])
+                if problem := unstorable(key):
+                    found.setdefault(child, [problem])
                 children.append((item, child, depth + 1))
         else:
             children = [(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
