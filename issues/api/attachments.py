@@ -58,6 +58,11 @@ class AttachmentViewSet(IssueLookupMixin, ScopedViewSet):
     serializer_class = AttachmentSerializer
     parser_classes = [MultiPartParser, FormParser]
 
+    def perform_content_negotiation(self, request, force=False):
+        # A download is the stored file in its own type whatever `Accept` says (browsers send
+        # image/*, text/html...); its errors stay JSON. DRF alone would answer 406.
+        return super().perform_content_negotiation(request, force=force or self.action == "content")
+
     @extend_schema(
         request={"multipart/form-data": AttachmentUploadSerializer},
         responses={201: AttachmentSerializer},

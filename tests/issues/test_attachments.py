@@ -577,3 +577,23 @@ def test_deleting_the_issue_removes_stored_objects_on_every_backend(
         assert board.delete(f"/api/issues/{issue.pk}").status_code == 204
 
     assert storage_backend.names() == set()
+
+
+@pytest.mark.parametrize("accept", ["image/png", "text/html,application/xhtml+xml,*/*;q=0.8"])
+def test_download_answers_the_file_whatever_the_browser_accepts(board, issue, accept):
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    attachment_id = upload(board, issue, png, "shot.png", "image/png").json()["id"]
+
+    response = board.get(f"/api/attachments/{attachment_id}/content", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert (response["Content-Type"], body_of(response)) == ("image/png", png)
+
+
+def test_a_missing_download_is_a_json_404_even_when_the_browser_wants_an_image(board):
+    response = board.get(
+        "/api/attachments/att_00000000000000000000000000/content", HTTP_ACCEPT="image/png"
+    )
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found", "code": "not_found"}
