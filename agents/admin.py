@@ -10,6 +10,7 @@ from companies.admin import (
     CompanyScopedAdmin,
     IssueIdentifierSearch,
     ReadOnlyAdmin,
+    ServiceAdmin,
     ServiceFSMAdmin,
 )
 from companies.authentication import board_actor
@@ -22,11 +23,31 @@ AGENT_TRANSITIONS = {
 
 
 @admin.register(Team)
-class TeamAdmin(CompanyScopedAdmin, admin.ModelAdmin):
+class TeamAdmin(CompanyScopedAdmin, ServiceAdmin):
+    """Teams save and delete through the team services, like every other write."""
+
     list_display = ("name", "company", "created_at")
     list_filter = ("company",)
     search_fields = ("name",)
     readonly_fields = ("created_at", "updated_at")
+
+    def create(self, request, form):
+        return services.team_create(
+            actor=board_actor(request.user),
+            company=form.cleaned_data["company"],
+            data=self.model_data(form, "company"),
+        )
+
+    def update(self, request, obj, changes, form):
+        return services.team_update(actor=board_actor(request.user), team=obj, changes=changes)
+
+    def delete_model(self, request, obj):
+        services.team_delete(actor=board_actor(request.user), team=obj)
+
+    def delete_queryset(self, request, queryset):
+        actor = board_actor(request.user)
+        for team in queryset:
+            services.team_delete(actor=actor, team=team)
 
 
 @admin.register(Agent)

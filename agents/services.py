@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.delivery import new_webhook_secret
-from agents.models import Agent, AgentApiKey, HeartbeatRun
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import activity_record, apply_changes
@@ -278,3 +278,46 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
     agent.save(update_fields=["webhook_secret", "updated_at"])
     _log(actor, agent, "agent.webhook_secret_rotated")
     return agent.webhook_secret
+
+
+# --- Teams (DESIGN §8): the board groups agents; an agent joins one through its `team` ---
+
+
+def _team_log(actor: Actor, team: Team, action: str, details: dict[str, Any]) -> None:
+    activity_record(
+        actor=actor,
+        company_id=team.company_id,
+        action=action,
+        entity_type="team",
+        entity_id=team.pk,
+        details=details,
+    )
+
+
+@transaction.atomic
+def team_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Team:
+    """A new team of the company (board only)."""
+    ensure_board(actor, company.pk)
+    team = Team.objects.create(company=company, **data)
+    _team_log(actor, team, "team.created", {"name": team.name})
+    return team
+
+
+@transaction.atomic
+def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
+    """Rename or describe a team (board only); an unchanged save logs nothing."""
+    ensure_board(actor, team.company_id)
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    diff = apply_changes(team, changes)
+    if diff:
+        team.save()
+        _team_log(actor, team, "team.updated", {"changes": diff})
+    return team
+
+
+@transaction.atomic
+def team_delete(*, actor: Actor, team: Team) -> None:
+    """Delete a team (board only); its agents and issues stay, without a team."""
+    ensure_board(actor, team.company_id)
+    _team_log(actor, team, "team.deleted", {"name": team.name})
+    team.delete()
