@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import URLValidator
 from django.utils import timezone
 from django_tasks import task, task_backends
 from standardwebhooks.webhooks import Webhook
@@ -28,6 +30,22 @@ EVENT_TYPE = "agent.wake"
 
 def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+INVALID_URL = "Enter a valid http(s) URL."
+
+
+def check_wake_url(url: Any) -> None:
+    """An `adapterConfig.url` we can store and POST wakes to, or `TargetRefused` saying why not
+    (details `{"url": [...]}`): a well-formed http(s) URL that fits the delivery log, at an
+    address the target rules allow (checked again, resolved, at each delivery)."""
+    if not isinstance(url, str) or len(url) > WakeDelivery._meta.get_field("url").max_length:
+        raise TargetRefused(INVALID_URL)
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except DjangoValidationError:
+        raise TargetRefused(INVALID_URL) from None
+    check_target_url(url, resolve=False)
 
 
 def wake_payload(run: HeartbeatRun) -> dict[str, Any]:

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import URLValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery
+from agents.delivery import check_wake_url
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from agents.runs import mint_run_token
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.ids import looks_like_id
-from paperclip.targets import TargetRefused, check_target_url
+from paperclip.targets import TargetRefused
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})
@@ -75,14 +74,8 @@ class AgentSerializer(CamelModelSerializer):
         url = value.get("url")
         if url is None:
             return value
-        if not isinstance(url, str) or len(url) > WakeDelivery._meta.get_field("url").max_length:
-            raise serializers.ValidationError({"url": ["Enter a valid http(s) URL."]})
         try:
-            URLValidator(schemes=["http", "https"])(url)
-        except DjangoValidationError:
-            raise serializers.ValidationError({"url": ["Enter a valid http(s) URL."]}) from None
-        try:
-            check_target_url(url, resolve=False)
+            check_wake_url(url)
         except TargetRefused as exc:
             raise serializers.ValidationError({"url": [exc.reason]}) from None
         return value

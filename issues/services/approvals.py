@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 
+from agents.delivery import check_wake_url
+from agents.models import Agent
+from agents.services import agent_create
 from agents.wakeups import Source, Wakes
 from companies.models import Company
 from companies.services import activity_record
@@ -17,9 +21,13 @@ from issues.models import (
 from issues.services.rows import log
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
+from paperclip.api.serializers import camel
 from paperclip.errors import (
     NotAllowed,
+    Unprocessable,
+    ValidationFailed,
 )
+from paperclip.targets import TargetRefused
 
 DECISIONS = {
     "approve": Approval.Status.APPROVED,
@@ -45,6 +53,8 @@ def approval_create(
 ) -> Approval:
     """An agent (or the board) asks the board for a decision, linking the issues it concerns."""
     ensure_can_write(actor, company.pk)
+    if type == Approval.Type.HIRE_AGENT:
+        _check_hire_request(company.pk, payload)
     approval = Approval.objects.create(
         company=company,
         type=type,
@@ -63,10 +73,117 @@ def _lock_approval(approval: Approval) -> Approval:
     return Approval.objects.select_for_update().get(pk=approval.pk)
 
 
+# A hire_agent payload as Paperclip sends it (camelCase) → the agent field it fills.
+HIRE_FIELDS = {
+    "name": "name",
+    "role": "role",
+    "title": "title",
+    "capabilities": "capabilities",
+    "reportsTo": "reports_to",
+    "adapterType": "adapter_type",
+    "adapterConfig": "adapter_config",
+    "budgetMonthlyCents": "budget_monthly_cents",
+}
+
+
+def hire_agent_data(
+    company_id: str, payload: Any, *, require_name: bool = True
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The `agent_create` data a hire_agent payload makes, and its problems keyed by payload
+    field (`{}` when it can make an agent). Keys other than `HIRE_FIELDS` are the requester's
+    notes and are ignored; a name is required only when the agent is about to be made."""
+    if not isinstance(payload, dict):
+        return {}, {"nonFieldErrors": ["Must be a JSON object."]}
+    data: dict[str, Any] = {}
+    problems: dict[str, Any] = {}
+    for key, field in HIRE_FIELDS.items():
+        value = payload.get(key)
+        if value is None:
+            continue
+        if field in {"name", "title", "capabilities", "role", "adapter_type"}:
+            if not isinstance(value, str):
+                problems[key] = ["Must be a string."]
+                continue
+            value = value.strip()
+        data[field] = value
+    if "name" not in problems and not data.get("name"):
+        data.pop("name", None)
+        if require_name:
+            problems["name"] = ["A hire needs the agent's name."]
+    for field, choices in (("role", Agent.Role), ("adapter_type", Agent.Adapter)):
+        if field in data and data[field] not in choices.values:
+            problems[camel(field)] = [f"Must be one of: {', '.join(choices.values)}."]
+    budget = data.get("budget_monthly_cents")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        problems["budgetMonthlyCents"] = ["Must be a whole number of cents."]
+    config = data.get("adapter_config")
+    if config is not None and not isinstance(config, dict):
+        problems["adapterConfig"] = ["Must be a JSON object."]
+    elif config and config.get("url") is not None:
+        try:
+            check_wake_url(config["url"])
+        except TargetRefused as exc:
+            problems["adapterConfig"] = {"url": [exc.reason]}
+    if "reports_to" in data:
+        ref = data["reports_to"]
+        manager = None
+        if isinstance(ref, str):
+            manager = Agent.objects.for_company(company_id).filter(pk=ref).first()
+        if manager is None:
+            problems["reportsTo"] = ["Names no agent of this company."]
+        data["reports_to"] = manager
+    taken = Agent.objects.for_company(company_id).filter(name__iexact=data.get("name"))
+    if "name" in data and "name" not in problems and taken.exists():
+        problems["name"] = ["An agent with this name already exists."]
+    if not problems:  # lengths and ranges, as the model declares them
+        checked = set(data) - {"reports_to"}
+        try:
+            Agent(company_id=company_id, **data).full_clean(
+                exclude=[f.name for f in Agent._meta.fields if f.name not in checked],
+                validate_unique=False,
+                validate_constraints=False,
+            )
+        except DjangoValidationError as exc:
+            problems = {camel(field): messages for field, messages in exc.message_dict.items()}
+    return data, problems
+
+
+def _check_hire_request(company_id: str, payload: Any) -> None:
+    """When a hire is asked for (or resubmitted): a payload field that could never make an
+    agent is a 400 naming it. The name may still be missing: it can come with a revision."""
+    _, problems = hire_agent_data(company_id, payload, require_name=False)
+    if problems:
+        raise ValidationFailed(details={"payload": problems})
+
+
+def _hire(actor: Actor, approval: Approval) -> Agent:
+    """Make the agent an approved hire_agent approval asks for, through `agent_create` (its own
+    activity row), and record it on the approval as `payload.agentId`. A payload that cannot
+    make an agent refuses the decision (422 naming the payload field), so nothing is decided."""
+    data, problems = hire_agent_data(approval.company_id, approval.payload)
+    if not problems:
+        try:
+            agent = agent_create(actor=actor, company=approval.company, data=data)
+        except IntegrityError:  # the name was taken since we looked (a concurrent hire)
+            problems = {"name": ["An agent with this name already exists."]}
+    if problems:
+        fields = ", ".join(f"payload.{key}" for key in problems)
+        raise Unprocessable(
+            f"The hire_agent payload cannot make an agent ({fields})",
+            code="invalid_hire_payload",
+            details={"payload": problems},
+        )
+    approval.payload = {**approval.payload, "agentId": agent.pk}
+    return agent
+
+
 @transaction.atomic
 def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: str = "") -> Approval:
     """approve / reject / request_revision (board only). Repeating the decision the approval
     already has changes nothing and logs nothing; a different one after a decision is a 422.
+
+    Approving a hire_agent approval hires the agent its payload describes, in this transaction,
+    and records it as `payload.agentId`; the row lock and the early return make that once.
 
     The requesting agent is woken with the approval id, its status and the linked issues.
     """
@@ -77,6 +194,9 @@ def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: st
         return approval
     previous = approval.status
     getattr(approval, decision)()
+    hired = None
+    if target == Approval.Status.APPROVED and approval.type == Approval.Type.HIRE_AGENT:
+        hired = _hire(actor, approval)
     approval.decided_by_user = actor.user
     approval.decision_note = note
     approval.save()
@@ -84,7 +204,8 @@ def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: st
         actor,
         approval,
         f"approval.{target}",
-        {"status": {"from": previous, "to": target}, "note": note},
+        {"status": {"from": previous, "to": target}, "note": note}
+        | ({"agentId": hired.pk} if hired else {}),
     )
     wakes = Wakes(actor)
     linked = list(approval.issues.values_list("pk", flat=True))
@@ -111,6 +232,8 @@ def approval_resubmit(
         raise NotAllowed("Only the requesting agent may resubmit an approval")
     approval.resubmit()
     if payload is not None:
+        if approval.type == Approval.Type.HIRE_AGENT:
+            _check_hire_request(approval.company_id, payload)
         approval.payload = payload
     approval.save()
     _approval_log(actor, approval, "approval.resubmitted", {"status": approval.status})

@@ -202,7 +202,7 @@ def test_approvals_changelist_filters_by_status_and_type(staff, company, agent):
 
 def test_approve_action_approves_logs_and_wakes_the_requester(staff, company, agent, admin_user):
     issue = factories.IssueFactory(company=company)
-    approval = approval_of(company, agent)
+    approval = approval_of(company, agent, payload={"name": "Designer"})
     approval.issues.add(issue)
 
     response = act(staff, "approve_selected", approval)
@@ -212,7 +212,7 @@ def test_approve_action_approves_logs_and_wakes_the_requester(staff, company, ag
     approval.refresh_from_db()
     assert (approval.status, approval.decided_by_user) == ("approved", admin_user)
     assert approval.decided_at is not None
-    row = ActivityEvent.objects.get()
+    row = ActivityEvent.objects.get(action="approval.approved")
     assert (row.action, row.entity_id, row.actor_type, row.actor_id) == (
         "approval.approved",
         approval.pk,
@@ -225,7 +225,7 @@ def test_approve_action_approves_logs_and_wakes_the_requester(staff, company, ag
 
 
 def test_approve_action_again_changes_nothing_and_logs_nothing(staff, company, agent):
-    approval = approval_of(company, agent)
+    approval = approval_of(company, agent, payload={"name": "Designer"})
     act(staff, "approve_selected", approval)
     approval.refresh_from_db()
     decided_at = approval.decided_at
@@ -235,7 +235,7 @@ def test_approve_action_again_changes_nothing_and_logs_nothing(staff, company, a
     assert messages_of(response) == ["1 already approved: unchanged."]
     approval.refresh_from_db()
     assert (approval.status, approval.decided_at) == ("approved", decided_at)
-    assert ActivityEvent.objects.count() == 1
+    assert ActivityEvent.objects.count() == 2  # approval.approved, and agent.created by the hire
     assert WakeupRequest.objects.count() == 1
 
 
@@ -289,7 +289,7 @@ def test_approval_page_offers_the_three_decisions_and_no_status_field(
 def test_approve_button_decides_through_the_service_with_the_note(
     staff, company, agent, admin_user
 ):
-    approval = approval_of(company, agent)
+    approval = approval_of(company, agent, payload={"name": "Designer"})
     url = approval_url(approval)
 
     data = form_data(staff.get(url)) | {"note": "Welcome aboard", "_fsm_transition_to": "approve"}
@@ -302,7 +302,7 @@ def test_approve_button_decides_through_the_service_with_the_note(
         "Welcome aboard",
         admin_user,
     )
-    assert ActivityEvent.objects.get().details["note"] == "Welcome aboard"
+    assert ActivityEvent.objects.get(action="approval.approved").details["note"] == "Welcome aboard"
     assert buttons(staff.get(url)) == []  # decided: nothing left to press
 
 
