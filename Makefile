@@ -22,6 +22,7 @@ help:
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
 	@echo "make bench             benchmark: gunicorn on a throwaway PostgreSQL database (bench/results/)"
+	@echo "make fuzz              schemathesis over /api/openapi.json as an agent and as the board (~4 min; scripts/fuzz)"
 	@echo "make lint              ruff check + ruff format --check"
 	@echo "make format            ruff format + ruff check --fix"
 	@echo "make lock              regenerate requirements.lock from pyproject.toml (uv)"
@@ -77,6 +78,12 @@ test-pg: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	@url=$$(scripts/pg-prepare) && export "$$url" && $(BIN)/python -m bench.run
+
+# A throwaway SQLite database (or DATABASE_URL) and gunicorn on a free port; FUZZ_* knobs and
+# what is checked: scripts/fuzz. Exits non-zero when schemathesis finds a failure.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
