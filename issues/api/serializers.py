@@ -152,8 +152,9 @@ class DocumentSerializer(DocumentSummarySerializer):
 class IssueDetailSerializer(IssueSerializer):
     """One issue with its parent chain (nearest first), project and goal."""
 
-    project = ProjectSummarySerializer(read_only=True)
-    goal = GoalSummarySerializer(read_only=True)
+    # allow_null: the schema must say what an issue without a project or goal answers (null).
+    project = ProjectSummarySerializer(read_only=True, allow_null=True)
+    goal = GoalSummarySerializer(read_only=True, allow_null=True)
     ancestors = serializers.SerializerMethodField()
     plan_document = serializers.SerializerMethodField()
     document_summaries = serializers.SerializerMethodField()
