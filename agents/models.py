@@ -13,18 +13,19 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 from companies.models import ActivityEvent, Company, HashedToken
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
+from paperclip.timestamps import OneClockTimestamps
 
 # A chain of command deeper than this is a bug (cycles are refused on write); stop walking.
 MAX_CHAIN_DEPTH = 64
 
 
-class Team(models.Model):
+class Team(OneClockTimestamps, models.Model):
     id = PrefixedIdField(prefix="tm")
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 
@@ -36,7 +37,7 @@ class Team(models.Model):
         return self.name
 
 
-class Agent(ConcurrentTransitionMixin, models.Model):
+class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     class Role(models.TextChoices):
         CEO = "ceo"
         CTO = "cto"
@@ -86,8 +87,8 @@ class Agent(ConcurrentTransitionMixin, models.Model):
     budget_monthly_cents = models.PositiveIntegerField(default=0)
     spent_monthly_cents = models.PositiveIntegerField(default=0)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 

@@ -12,9 +12,10 @@ from companies.models import Company
 from issues.models.issue import Issue
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.timestamps import OneClockTimestamps
 
 
-class Approval(ConcurrentTransitionMixin, models.Model):
+class Approval(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     """A decision the board makes for an agent (hire, strategy, budget), guarded like issues."""
 
     class Type(models.TextChoices):
@@ -46,8 +47,8 @@ class Approval(ConcurrentTransitionMixin, models.Model):
     )
     decision_note = models.TextField(blank=True, default="")
     decided_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 

@@ -11,9 +11,10 @@ from companies.models import Company
 from issues.models.issue import Issue
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.timestamps import OneClockTimestamps
 
 
-class Comment(models.Model):
+class Comment(OneClockTimestamps, models.Model):
     id = PrefixedIdField(prefix="cmt")
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="comments")
     issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="comments")
@@ -30,7 +31,7 @@ class Comment(models.Model):
     body = models.TextField()
     run_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 

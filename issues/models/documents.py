@@ -11,13 +11,14 @@ from companies.models import Company
 from issues.models.issue import Issue
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.timestamps import OneClockTimestamps
 
 DOCUMENT_KEY = r"^[a-z0-9][a-z0-9_-]*$"
 DOCUMENT_KEY_MAX = 64
 DOCUMENT_BODY_MAX = 512 * 1024
 
 
-class Document(models.Model):
+class Document(OneClockTimestamps, models.Model):
     """A keyed, revisioned text artifact of an issue (`plan`, `design`, `notes`, ...)."""
 
     class Format(models.TextChoices):
@@ -34,8 +35,8 @@ class Document(models.Model):
     latest_revision = models.ForeignKey(
         "DocumentRevision", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 

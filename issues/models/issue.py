@@ -13,6 +13,7 @@ from companies.models import Company
 from issues.models.records import Goal, Label, Project
 from paperclip.ids import PrefixedIdField, looks_like_id
 from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.timestamps import OneClockTimestamps
 
 
 class Priority(models.IntegerChoices):
@@ -136,7 +137,7 @@ class StatusReason(models.TextChoices):
     BUDGET_EXHAUSTED = "budget_exhausted"
 
 
-class Issue(ConcurrentTransitionMixin, models.Model):
+class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     """A unit of work. Its status changes only through the `@transition` methods below."""
 
     id = PrefixedIdField(prefix="iss")
@@ -204,8 +205,11 @@ class Issue(ConcurrentTransitionMixin, models.Model):
     execution_locked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Bumped on every write; the ETag, checked against If-Match.
     version = models.PositiveIntegerField(default=1, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Moved by the services (`touch`, the conditional UPDATEs) on a change a reader should see,
+    # not by every save(); on creation it is the same reading as created_at.
     updated_at = models.DateTimeField(default=timezone.now)
+    stamp_updated_at_on_save = False
 
     objects = IssueQuerySet.as_manager()
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from agents.models import Agent
 from companies.models import Company
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
+from paperclip.timestamps import OneClockTimestamps
 
 
-class Goal(models.Model):
+class Goal(OneClockTimestamps, models.Model):
     class Level(models.TextChoices):
         COMPANY = "company"
         TEAM = "team"
@@ -35,8 +37,8 @@ class Goal(models.Model):
     owner_agent = models.ForeignKey(
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_goals"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 
@@ -47,7 +49,7 @@ class Goal(models.Model):
         return self.title
 
 
-class Project(models.Model):
+class Project(OneClockTimestamps, models.Model):
     class Status(models.TextChoices):
         PLANNED = "planned"
         ACTIVE = "active"
@@ -65,8 +67,8 @@ class Project(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_projects"
     )
     target_date = models.DateField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyScopedQuerySet.as_manager()
 
