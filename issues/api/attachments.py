@@ -7,13 +7,13 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from issues import services
 from issues.api.views import IssueLookupMixin
 from issues.models import Attachment, Comment, Issue
 from issues.storage import is_download_only
+from paperclip.api.parsers import FormParser, MultiPartParser
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 from paperclip.errors import NotFound
