@@ -19,7 +19,7 @@ from django.db import InterfaceError, OperationalError, connection
 from rest_framework.views import APIView
 
 from companies.models import ActivityEvent
-from issues.api.serializers import IssueSerializer
+from issues.api.issues import IssueSerializer
 from issues.models import Issue
 
 pytestmark = pytest.mark.django_db

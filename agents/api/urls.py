@@ -1,4 +1,5 @@
-from agents.api.views import AgentViewSet, HeartbeatRunViewSet
+from agents.api.agents import AgentViewSet
+from agents.api.runs import HeartbeatRunViewSet
 from paperclip.api.viewsets import ID, route
 
 AGENT_VERBS = {

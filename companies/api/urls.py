@@ -1,4 +1,6 @@
-from companies.api.views import ActivityViewSet, CompanyViewSet, UserViewSet
+from companies.api.activity import ActivityViewSet
+from companies.api.companies import CompanyViewSet
+from companies.api.users import UserViewSet
 from paperclip.api.viewsets import ID, route
 
 urlpatterns = [

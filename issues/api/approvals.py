@@ -9,8 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from issues import services
-from issues.api.serializers import IssueRefField, IssueSerializer
-from issues.api.views import IssueLookupMixin
+from issues.api.issues import IssueRefField, IssueSerializer
+from issues.api.lookups import IssueLookupMixin
 from issues.models import Approval, ApprovalComment
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer

@@ -10,7 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from issues import services
-from issues.api.views import IssueLookupMixin
+from issues.api.lookups import IssueLookupMixin
 from issues.models import Attachment, Comment, Issue
 from issues.storage import is_download_only
 from paperclip.api.parsers import FormParser, MultiPartParser

@@ -10,8 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from issues import services
-from issues.api.serializers import DocumentSerializer
-from issues.api.views import IssueLookupMixin
+from issues.api.issues import DocumentSerializer
+from issues.api.lookups import IssueLookupMixin
 from issues.models import (
     DOCUMENT_BODY_MAX,
     DOCUMENT_KEY,

@@ -1,8 +1,10 @@
 from issues.api.approvals import ApprovalViewSet
 from issues.api.attachments import AttachmentViewSet
+from issues.api.comments import CommentViewSet
 from issues.api.documents import DocumentViewSet
+from issues.api.inbox import InboxViewSet
+from issues.api.issues import IssueActivityViewSet, IssueViewSet
 from issues.api.records import GoalViewSet, LabelViewSet, ProjectViewSet
-from issues.api.views import CommentViewSet, InboxViewSet, IssueActivityViewSet, IssueViewSet
 from paperclip.api.viewsets import ID, route
 
 urlpatterns = [

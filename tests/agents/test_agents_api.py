@@ -482,3 +482,17 @@ def test_a_patch_that_changes_nothing_writes_no_activity(board, agent):
 
     assert response.status_code == 200
     assert activity_about(agent) == []
+
+
+def test_a_key_request_with_an_unknown_field_is_400_and_creates_no_key(board, agent):
+    response = board.post(
+        f"/api/agents/{agent.pk}/keys", {"name": "ci", "expiresAt": "2030-01-01"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Validation failed",
+        "code": "validation_error",
+        "details": {"expiresAt": ["Unknown field."]},
+    }
+    assert not agent.api_keys.exists()

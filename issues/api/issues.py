@@ -1,14 +1,36 @@
-"""Issue and comment serializers: inputs validate, outputs render. No domain rules here."""
+"""Issues: list, create, read, PATCH, delete, and the work protocol's verbs on one issue
+(checkout, release, reopen, force-release, its runs and heartbeat context)."""
 
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from rest_framework import serializers
+from django.db.models import prefetch_related_objects
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
-from agents.models import Agent, Team
-from issues.models import Comment, Document, Goal, Issue, Label, Priority, Project, Status
+from agents.api.runs import HeartbeatRunSerializer
+from agents.models import Agent, HeartbeatRun, Team
+from companies.api.activity import ActivityViewSet
+from companies.models import ActivityEvent
+from issues import services
+from issues.api.comments import CommentSerializer
+from issues.api.filters import IssueFilter
+from issues.api.lookups import IssueLookupMixin
+from issues.models import (
+    LIST_PREFETCHES,
+    Document,
+    Goal,
+    Issue,
+    Label,
+    Priority,
+    Project,
+    Status,
+)
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
+from paperclip.api.viewsets import ScopedViewSet
 
 
 class IssueRefField(CompanyScopedRelatedField):
@@ -238,28 +260,6 @@ class IssueUpdateSerializer(IssueWriteSerializer):
     reopen = serializers.BooleanField(required=False, default=False)
 
 
-class CommentSerializer(CamelModelSerializer):
-    class Meta:
-        model = Comment
-        fields = [
-            "id",
-            "company_id",
-            "issue_id",
-            "author_agent_id",
-            "author_user_id",
-            "body",
-            "run_id",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
-
-class CommentCreateSerializer(CamelSerializer):
-    body = serializers.CharField(max_length=100_000)
-    reopen = serializers.BooleanField(required=False, default=False)
-
-
 CHECKOUT_STATUSES = [
     Status.BACKLOG,
     Status.TODO,
@@ -291,45 +291,6 @@ class CheckoutSerializer(CamelSerializer):
                 raise serializers.ValidationError({"agentId": ["The board must name the agent."]})
             attrs["agent"] = actor.agent
         return attrs
-
-
-DATETIME = serializers.DateTimeField()
-
-
-class InboxItemSerializer(CamelModelSerializer):
-    """A compact issue for an agent's inbox, with the run working on it (if live)."""
-
-    priority = LabelChoiceField(Priority)
-    active_run = serializers.SerializerMethodField()
-
-    class Meta:
-        model = Issue
-        fields = [
-            "id",
-            "identifier",
-            "title",
-            "status",
-            "priority",
-            "parent_id",
-            "project_id",
-            "goal_id",
-            "updated_at",
-            "active_run",
-        ]
-        read_only_fields = fields
-
-    def get_active_run(self, issue: Issue) -> dict | None:
-        run = issue.checkout_run
-        if run is None or not run.is_live:
-            return None
-        # A plain dict: a serializer per row would rebuild its fields for every issue.
-        return {
-            "id": run.pk,
-            "agentId": run.agent_id,
-            "status": run.status,
-            "leaseExpiresAt": DATETIME.to_representation(run.lease_expires_at),
-            "isLive": True,
-        }
 
 
 class ForceReleaseSerializer(CamelSerializer):
@@ -383,3 +344,154 @@ class HeartbeatContextSerializer(CamelModelSerializer):
         comment_id = self.context.get("wake_comment_id")
         comment = issue.comments.filter(pk=comment_id).first() if comment_id else None
         return CommentSerializer(comment).data if comment else None
+
+
+class IssueViewSet(IssueLookupMixin, ScopedViewSet):
+    queryset = Issue.objects.all()
+    serializer_class = IssueSerializer
+    filterset_class = IssueFilter
+    # Priority first (critical → low), then most recently updated.
+    ordering_keys = (("priority", False), ("updated_at", True), ("id", True))
+
+    def get_base_queryset(self):
+        if self.action == "list":
+            return Issue.objects.with_list_relations()
+        if self.action == "retrieve":
+            return Issue.objects.select_related("project", "goal").prefetch_related(
+                *LIST_PREFETCHES
+            )
+        # Writes: the service re-reads and locks what it needs; `project` for its paused check.
+        return Issue.objects.select_related("company", "project")
+
+    def _render(self, issue: Issue, serializer_class=IssueSerializer, **kwargs) -> Response:
+        """Render the issue a service answered (its labels and dependencies fetched fresh)."""
+        prefetch_related_objects([issue], *LIST_PREFETCHES)
+        return Response(serializer_class(issue).data, headers={"ETag": issue.etag}, **kwargs)
+
+    @extend_schema(responses=IssueSerializer(many=True))
+    def list(self, request, company_pk: str):
+        queryset = self.filter_queryset(self.get_queryset().visible_on_board())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(IssueSerializer(page, many=True).data)
+
+    @extend_schema(request=IssueWriteSerializer, responses={201: IssueSerializer})
+    def create(self, request, company_pk: str):
+        serializer = IssueWriteSerializer(data=request.data, context={"company": self.company})
+        serializer.is_valid(raise_exception=True)
+        issue = services.issue_create(
+            actor=self.actor, company=self.company, data=serializer.validated_data
+        )
+        return self._render(issue, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=IssueDetailSerializer)
+    def retrieve(self, request, pk: str):
+        return self._render(self.get_object(), IssueDetailSerializer)
+
+    @extend_schema(
+        request=IssueUpdateSerializer,
+        responses=IssueSerializer,
+        parameters=[
+            OpenApiParameter("If-Match", location="header", required=False),
+            OpenApiParameter("X-Paperclip-Run-Id", location="header", required=False),
+        ],
+    )
+    def partial_update(self, request, pk: str):
+        issue = self.get_object()
+        serializer = IssueUpdateSerializer(
+            instance=issue, data=request.data, partial=True, context={"company": issue.company}
+        )
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        issue = services.issue_update(
+            actor=self.actor,
+            issue=issue,
+            changes=changes,
+            comment=changes.pop("comment", None),
+            reopen=changes.pop("reopen", False),
+            if_match=request.headers.get("If-Match"),
+        )
+        return self._render(issue)
+
+    def destroy(self, request, pk: str):
+        services.issue_delete(actor=self.actor, issue=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=IssueSerializer)
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk: str):
+        """Board only: bring a done/cancelled/failed issue back to todo (or backlog)."""
+        issue = services.issue_reopen(actor=self.actor, issue=self.get_object())
+        return self._render(issue)
+
+    @extend_schema(
+        request=CheckoutSerializer,
+        responses=IssueSerializer,
+        parameters=[OpenApiParameter("X-Paperclip-Run-Id", location="header", required=False)],
+    )
+    @action(detail=True, methods=["post"])
+    def checkout(self, request, pk: str):
+        """Claim the issue for a run: exactly one of N racing runs wins; the rest get 409."""
+        issue = self.get_object()
+        serializer = CheckoutSerializer(
+            data=request.data, context={"company": issue.company, "actor": self.actor}
+        )
+        serializer.is_valid(raise_exception=True)
+        issue = services.issue_checkout(
+            actor=self.actor,
+            issue=issue,
+            agent=serializer.validated_data["agent"],
+            expected_statuses=serializer.validated_data["expected_statuses"],
+        )
+        return self._render(issue)
+
+    @extend_schema(request=None, responses=IssueSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk: str):
+        """Give the issue up: no assignee, no lock; in_progress goes back to todo."""
+        issue = services.issue_release(actor=self.actor, issue=self.get_object())
+        return self._render(issue)
+
+    @extend_schema(
+        request=None,
+        responses=ForceReleaseSerializer,
+        parameters=[OpenApiParameter("clearAssignee", bool, required=False)],
+    )
+    @action(detail=True, methods=["post"], url_path="admin/force-release")
+    def force_release(self, request, pk: str):
+        """Board only: drop the lock whoever holds it; answers the previous holder."""
+        clear = request.query_params.get("clearAssignee", "").lower() in {"1", "true", "yes"}
+        issue, previous = services.issue_force_release(
+            actor=self.actor, issue=self.get_object(), clear_assignee=clear
+        )
+        prefetch_related_objects([issue], *LIST_PREFETCHES)
+        return Response({"issue": IssueSerializer(issue).data, "previousLock": previous})
+
+    @extend_schema(responses=HeartbeatRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk: str):
+        """Runs woken for the issue or that held its lock, newest first."""
+        issue = self.get_object()
+        runs = HeartbeatRun.objects.for_issue(issue.pk)[:200]
+        return Response(HeartbeatRunSerializer(runs, many=True).data)
+
+    @extend_schema(
+        responses=HeartbeatContextSerializer,
+        parameters=[OpenApiParameter("wakeCommentId", required=False)],
+    )
+    @action(detail=True, methods=["get"], url_path="heartbeat-context")
+    def heartbeat_context(self, request, pk: str):
+        """What an agent needs to resume: the issue, its ancestors, where the comments stand,
+        and the comment that woke it."""
+        issue = self.get_object()
+        wake_comment_id = request.query_params.get("wakeCommentId")
+        return Response(
+            HeartbeatContextSerializer(issue, context={"wake_comment_id": wake_comment_id}).data
+        )
+
+
+class IssueActivityViewSet(IssueLookupMixin, ActivityViewSet):
+    """Every row about the issue and its comments (and, later, documents and attachments)."""
+
+    def get_base_queryset(self):
+        issue = self.issue_by_ref(self.kwargs["issue_pk"])
+        return ActivityEvent.objects.about_issue(issue.pk)

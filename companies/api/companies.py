@@ -1,23 +1,38 @@
-"""Company, board-user and activity endpoints."""
+"""Companies: list, create (instance admins), read, update."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from companies import services
-from companies.api.filters import ActivityFilter
-from companies.api.serializers import (
-    ActivitySerializer,
-    CompanyCreateSerializer,
-    CompanySerializer,
-    UserMeSerializer,
-)
-from companies.models import ActivityEvent, Company
+from companies.models import Company
+from paperclip.api.serializers import CamelModelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed
+
+
+class CompanySerializer(CamelModelSerializer):
+    class Meta:
+        model = Company
+        fields = [
+            "id",
+            "name",
+            "description",
+            "issue_prefix",
+            "issue_counter",
+            "status",
+            "budget_monthly_cents",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "issue_prefix", "issue_counter", "created_at", "updated_at"]
+
+
+class CompanyCreateSerializer(CamelModelSerializer):
+    class Meta:
+        model = Company
+        fields = ["name", "description", "budget_monthly_cents"]
 
 
 class CompanyViewSet(ScopedViewSet):
@@ -48,30 +63,3 @@ class CompanyViewSet(ScopedViewSet):
             actor=self.actor, company=company, changes=serializer.validated_data
         )
         return Response(CompanySerializer(company).data)
-
-
-class UserViewSet(ScopedViewSet):
-    @extend_schema(responses=UserMeSerializer)
-    @action(detail=False, methods=["get"])
-    def me(self, request):
-        """The board caller: id, username and company memberships."""
-        if not self.actor.is_board:
-            raise NotAllowed("Board access required")
-        user = (
-            type(request.user)
-            .objects.prefetch_related("memberships__company")
-            .get(pk=request.user.pk)
-        )
-        return Response(UserMeSerializer(user).data)
-
-
-class ActivityViewSet(ScopedViewSet):
-    """The append-only log, newest first."""
-
-    queryset = ActivityEvent.objects.all()
-    serializer_class = ActivitySerializer
-    filterset_class = ActivityFilter
-
-    def list(self, request, **kwargs):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(ActivitySerializer(page, many=True).data)

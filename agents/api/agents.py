@@ -1,0 +1,273 @@
+"""Agents: the board hires and manages them; an agent reads itself and wakes itself."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from agents import services
+from agents.api.runs import WokenRunSerializer
+from agents.delivery import check_wake_url
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from paperclip.api.fields import CompanyScopedRelatedField
+from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
+from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotAllowed
+from paperclip.ids import looks_like_id
+from paperclip.targets import TargetRefused
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class JSONObjectField(serializers.JSONField):
+    """A JSON column that holds an object: a list, a string or a number is a 400 naming the
+    field, not a 500 when the code reads it as a dict."""
+
+    default_error_messages = {"not_an_object": "Must be a JSON object."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not isinstance(value, dict):
+            self.fail("not_an_object")
+        return value
+
+
+class AgentSerializer(CamelModelSerializer):
+    reports_to = CompanyScopedRelatedField(
+        model=Agent, required=False, allow_null=True, source="reports_to"
+    )
+    team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
+    adapter_config = JSONObjectField(required=False)
+    permissions = JSONObjectField(required=False)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "company_id",
+            "name",
+            "role",
+            "title",
+            "reports_to",
+            "team_id",
+            "status",
+            "capabilities",
+            "adapter_type",
+            "adapter_config",
+            "permissions",
+            "budget_monthly_cents",
+            "spent_monthly_cents",
+            "last_heartbeat_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "company_id",
+            "status",
+            "spent_monthly_cents",
+            "last_heartbeat_at",
+            "created_at",
+            "updated_at",
+        ]
+        # Name uniqueness is case-insensitive per company; the service checks it with the
+        # company known, so the model's constraint is not re-validated here.
+        validators: list = []
+
+    def validate_adapter_config(self, value: dict) -> dict:
+        """A wake URL, when given, must be one we can POST to (agents without one poll), at an
+        address we may send to (paperclip.targets; checked again at each delivery)."""
+        url = value.get("url")
+        if url is None:
+            return value
+        try:
+            check_wake_url(url)
+        except TargetRefused as exc:
+            raise serializers.ValidationError({"url": [exc.reason]}) from None
+        return value
+
+    def validate_name(self, value: str) -> str:
+        company = self.context.get("company")
+        if company is None:
+            return value
+        clash = Agent.objects.for_company(company.pk).filter(name__iexact=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise serializers.ValidationError("An agent with this name already exists.")
+        return value
+
+
+class AgentCreatedSerializer(AgentSerializer):
+    """The hire's answer: the one time the wake-signing secret is shown."""
+
+    class Meta(AgentSerializer.Meta):
+        fields = [*AgentSerializer.Meta.fields, "webhook_secret"]
+
+
+class ChainLinkSerializer(CamelModelSerializer):
+    class Meta:
+        model = Agent
+        fields = ["id", "name", "role", "title"]
+
+
+class AgentMeSerializer(AgentSerializer):
+    chain_of_command = serializers.SerializerMethodField()
+
+    class Meta(AgentSerializer.Meta):
+        fields = [*AgentSerializer.Meta.fields, "chain_of_command"]
+
+    def get_chain_of_command(self, agent: Agent) -> list[dict]:
+        return ChainLinkSerializer(agent.chain_of_command(), many=True).data
+
+
+class AgentKeyCreateSerializer(CamelSerializer):
+    name = serializers.CharField(max_length=100, required=False, default="default")
+
+
+class AgentKeyCreatedSerializer(CamelModelSerializer):
+    """The one answer that carries the plain token; it is never shown again."""
+
+    token = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = AgentApiKey
+        fields = ["id", "name", "token", "created_at"]
+
+
+WAKE_ID_KEYS = {"taskId": "iss", "issueId": "iss", "commentId": "cmt", "approvalId": "apr"}
+
+
+class WakeupSerializer(CamelSerializer):
+    source = serializers.ChoiceField(
+        choices=HeartbeatRun.Source.choices, default=HeartbeatRun.Source.ON_DEMAND
+    )
+    reason = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    payload = serializers.DictField(required=False, default=dict)
+    idempotency_key = serializers.CharField(
+        max_length=200, required=False, allow_null=True, default=None
+    )
+
+    def validate_payload(self, value: dict) -> dict:
+        """Ids in the payload become the run's context (and its issue): they must look right."""
+        bad = {
+            key: [f"Expected an id like {prefix}_..."]
+            for key, prefix in WAKE_ID_KEYS.items()
+            if key in value
+            and not (isinstance(value[key], str) and looks_like_id(value[key], prefix))
+        }
+        if bad:
+            raise serializers.ValidationError(bad)
+        return value
+
+
+class WebhookSecretSerializer(CamelSerializer):
+    webhook_secret = serializers.CharField(read_only=True)
+
+
+class AgentViewSet(ScopedViewSet):
+    queryset = Agent.objects.all()
+    serializer_class = AgentSerializer
+    ordering_keys = (("name", False), ("id", False))
+
+    @extend_schema(responses=AgentMeSerializer)
+    @action(detail=False, methods=["get"])
+    def me(self, request):
+        """The calling agent, with its chain of command (direct manager first)."""
+        if not self.actor.is_agent:
+            raise NotAllowed("Only agents have a /agents/me; board users see /users/me")
+        return Response(AgentMeSerializer(self.actor.agent).data)
+
+    def list(self, request, company_pk: str):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(AgentSerializer(page, many=True).data)
+
+    @extend_schema(request=AgentSerializer, responses={201: AgentCreatedSerializer})
+    def create(self, request, company_pk: str):
+        serializer = AgentSerializer(data=request.data, context={"company": self.company})
+        serializer.is_valid(raise_exception=True)
+        agent = services.agent_create(
+            actor=self.actor, company=self.company, data=serializer.validated_data
+        )
+        return Response(AgentCreatedSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk: str):
+        return Response(AgentSerializer(self.get_object()).data)
+
+    def partial_update(self, request, pk: str):
+        agent = self.get_object()
+        serializer = AgentSerializer(
+            agent, data=request.data, partial=True, context={"company": agent.company}
+        )
+        serializer.is_valid(raise_exception=True)
+        agent = services.agent_update(
+            actor=self.actor, agent=agent, changes=serializer.validated_data
+        )
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(request=AgentKeyCreateSerializer, responses={201: AgentKeyCreatedSerializer})
+    @action(detail=True, methods=["post"])
+    def keys(self, request, pk: str):
+        """Create an API key. The token is in this answer only."""
+        serializer = AgentKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key, token = services.agent_key_create(
+            actor=self.actor, agent=self.get_object(), name=serializer.validated_data["name"]
+        )
+        key.token = token
+        return Response(AgentKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=AgentSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk: str):
+        agent = services.agent_pause(actor=self.actor, agent=self.get_object())
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(request=None, responses=AgentSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk: str):
+        agent = services.agent_resume(actor=self.actor, agent=self.get_object())
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(request=None, responses=AgentSerializer)
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, pk: str):
+        """End the agent for good; its keys are revoked."""
+        agent = services.agent_terminate(actor=self.actor, agent=self.get_object())
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(request=None, responses={201: WebhookSecretSerializer})
+    @action(detail=True, methods=["post"], url_path="webhook-secret")
+    def webhook_secret(self, request, pk: str):
+        """Rotate the secret that signs wake deliveries; shown in this answer only."""
+        secret = services.agent_webhook_secret_rotate(actor=self.actor, agent=self.get_object())
+        return Response({"webhookSecret": secret}, status=status.HTTP_201_CREATED)
+
+    def _wake(self, request, pk: str, data: dict) -> Response:
+        agent = self.get_object()
+        serializer = WakeupSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        run = services.agent_wakeup(
+            actor=self.actor,
+            agent=agent,
+            source=serializer.validated_data["source"],
+            reason=serializer.validated_data["reason"],
+            payload=serializer.validated_data["payload"],
+            idempotency_key=serializer.validated_data["idempotency_key"],
+        )
+        return Response(WokenRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=WakeupSerializer, responses={202: WokenRunSerializer})
+    @action(detail=True, methods=["post"])
+    def wakeup(self, request, pk: str):
+        """Wake an agent: 202 with its (new or coalesced) run and a run token."""
+        return self._wake(request, pk, request.data)
+
+    @extend_schema(request=None, responses={202: WokenRunSerializer})
+    @action(detail=True, methods=["post"], url_path="heartbeat/invoke")
+    def invoke(self, request, pk: str):
+        """Paperclip's on-demand heartbeat: a wakeup with source `on_demand`."""
+        return self._wake(
+            request, pk, {"source": HeartbeatRun.Source.ON_DEMAND, "reason": "on_demand"}
+        )

@@ -1,0 +1,78 @@
+"""An agent's inbox: its open work, in the order to do it."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from issues.models import (
+    Issue,
+    Priority,
+    Status,
+)
+from paperclip.api.pagination import MAX_LIMIT
+from paperclip.api.serializers import CamelModelSerializer, LabelChoiceField
+from paperclip.api.viewsets import ScopedViewSet
+from paperclip.errors import NotAllowed
+
+DATETIME = serializers.DateTimeField()
+
+
+class InboxItemSerializer(CamelModelSerializer):
+    """A compact issue for an agent's inbox, with the run working on it (if live)."""
+
+    priority = LabelChoiceField(Priority)
+    active_run = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Issue
+        fields = [
+            "id",
+            "identifier",
+            "title",
+            "status",
+            "priority",
+            "parent_id",
+            "project_id",
+            "goal_id",
+            "updated_at",
+            "active_run",
+        ]
+        read_only_fields = fields
+
+    def get_active_run(self, issue: Issue) -> dict | None:
+        run = issue.checkout_run
+        if run is None or not run.is_live:
+            return None
+        # A plain dict: a serializer per row would rebuild its fields for every issue.
+        return {
+            "id": run.pk,
+            "agentId": run.agent_id,
+            "status": run.status,
+            "leaseExpiresAt": DATETIME.to_representation(run.lease_expires_at),
+            "isLive": True,
+        }
+
+
+class InboxViewSet(ScopedViewSet):
+    """An agent's open work, in the order to do it."""
+
+    queryset = Issue.objects.all()
+
+    @extend_schema(responses=InboxItemSerializer(many=True))
+    def inbox_lite(self, request):
+        """todo, in_progress and blocked issues assigned to the caller, by priority."""
+        if not self.actor.is_agent:
+            raise NotAllowed("Only agents have an inbox; board users list issues")
+        issues = (
+            self.get_queryset()
+            .filter(
+                assignee_agent=self.actor.agent,
+                status__in=[Status.TODO, Status.IN_PROGRESS, Status.BLOCKED],
+            )
+            .visible_on_board()
+            .select_related("checkout_run")
+            .order_by("priority", "-updated_at", "-id")[:MAX_LIMIT]
+        )
+        return Response(InboxItemSerializer(issues, many=True).data)
