@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet
+from paperclip.timestamps import OneClockTimestamps
 
 
 class User(AbstractUser):
@@ -33,7 +34,7 @@ class CompanyQuerySet(models.QuerySet):
         return self.filter(pk__in=actor.company_ids)
 
 
-class Company(models.Model):
+class Company(OneClockTimestamps, models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active"
         PAUSED = "paused"
@@ -48,8 +49,8 @@ class Company(models.Model):
     issue_counter = models.PositiveIntegerField(default=0, editable=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     budget_monthly_cents = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = CompanyQuerySet.as_manager()
 

@@ -6,9 +6,7 @@ before, its `createdAt`. Models using `OneClockTimestamps` declare both fields a
 `models.DateTimeField(default=timezone.now, editable=False)`; a new instance then holds one
 reading in both (a value the caller gives for one of them is used for the other too), and a
 later `save()` stamps `updated_at`, as `auto_now` did (only when it is among `update_fields`, if
-those are given). Saves of the very instance that created the row are part of its creation (a
-service that creates a document, then points it at its first revision, makes one moment).
-Queryset `.update()` calls set `updated_at` themselves, as before.
+those are given). Queryset `.update()` calls set `updated_at` themselves, as before.
 """
 
 from __future__ import annotations
@@ -27,8 +25,7 @@ class OneClockTimestamps:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._creating = not args  # Model.from_db passes a loaded row positionally
-        if not self._creating:
+        if args:  # Model.from_db passes a loaded row positionally
             return
         if "updated_at" not in kwargs:
             self.updated_at = self.created_at
@@ -40,7 +37,6 @@ class OneClockTimestamps:
         if (
             self.stamp_updated_at_on_save
             and not self._state.adding
-            and not getattr(self, "_creating", False)
             and (update_fields is None or "updated_at" in update_fields)
         ):
             self.updated_at = timezone.now()

@@ -84,3 +84,22 @@ def test_a_time_given_for_one_is_used_for_both(company):
 
     assert (issue.created_at, issue.updated_at) == (earlier, earlier)
     assert (comment.created_at, comment.updated_at) == (earlier, earlier)
+
+
+def test_a_new_company_has_one_timestamp(admin_client):
+    response = admin_client.post("/api/companies", {"name": "Clockwork"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["createdAt"] == response.json()["updatedAt"]
+
+
+def test_a_second_save_of_the_creating_instance_moves_updated_at(company):
+    agent = factories.AgentFactory(company=company)
+    created = agent.created_at
+
+    agent.title = "Lead"
+    agent.save()
+
+    agent.refresh_from_db()
+    assert agent.created_at == created
+    assert agent.updated_at > created

@@ -75,7 +75,8 @@ def document_put(
         run_id=actor.run_id,
     )
     document.latest_revision = revision
-    document.save()
+    # A new document points at its first revision in the same moment it was created.
+    document.save(update_fields=["latest_revision"] if created else None)
     log(
         actor,
         issue,
