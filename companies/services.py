@@ -18,8 +18,8 @@ from companies.models import (
 )
 from paperclip.access import ensure_board, ensure_instance_admin
 from paperclip.actors import Actor
-from paperclip.api.serializers import camel
 from paperclip.errors import Conflict
+from paperclip.naming import camel
 
 PREFIX_LENGTH = 3
 

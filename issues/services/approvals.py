@@ -21,12 +21,12 @@ from issues.models import (
 from issues.services.rows import log
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
-from paperclip.api.serializers import camel
 from paperclip.errors import (
     NotAllowed,
     Unprocessable,
     ValidationFailed,
 )
+from paperclip.naming import camel
 from paperclip.targets import TargetRefused
 
 DECISIONS = {

@@ -14,7 +14,7 @@ from issues.models import (
 from issues.services.relations import refuse_cycle
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
-from paperclip.api.serializers import camel
+from paperclip.naming import camel
 
 
 @transaction.atomic

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from paperclip.api.serializers import camel
 from paperclip.errors import (
     Unprocessable,
     ValidationFailed,
 )
+from paperclip.naming import camel
 
 
 def check_same_company(company_id: str, values: dict[str, Any]) -> None:

@@ -10,12 +10,9 @@ from collections.abc import Mapping
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from paperclip.naming import camel
+
 UNKNOWN_FIELD = "Unknown field."
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 class CamelCaseMixin:
