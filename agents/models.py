@@ -238,6 +238,8 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
 class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
     """One working session of one agent. Live while queued or running with an unexpired lease."""
 
+    activity_type = "heartbeat_run"  # its entity type in the activity log
+
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"

@@ -11,21 +11,10 @@ from agents.delivery import new_webhook_secret
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
-from companies.services import activity_record, apply_changes
+from companies.services import apply_changes, log_change
 from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
 from paperclip.actors import Actor
 from paperclip.errors import Conflict, NotAllowed, validation_error
-
-
-def _log(actor: Actor, agent: Agent, action: str, details: dict[str, Any] | None = None) -> None:
-    activity_record(
-        actor=actor,
-        company_id=agent.company_id,
-        action=action,
-        entity_type="agent",
-        entity_id=agent.pk,
-        details=details,
-    )
 
 
 def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
@@ -46,7 +35,7 @@ def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Age
     agent = Agent(company=company, webhook_secret=new_webhook_secret(), **data)
     validate_reports_to(agent, agent.reports_to)
     agent.save()
-    _log(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
+    log_change(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
     return agent
 
 
@@ -59,7 +48,7 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
     diff = apply_changes(agent, changes)
     if diff:
         agent.save()
-        _log(actor, agent, "agent.updated", {"changes": diff})
+        log_change(actor, agent, "agent.updated", {"changes": diff})
     return agent
 
 
@@ -69,7 +58,7 @@ def _transition(actor: Actor, agent: Agent, name: str, action: str) -> Agent:
     previous = agent.status
     getattr(agent, name)()
     agent.save()
-    _log(actor, agent, action, {"status": {"from": previous, "to": agent.status}})
+    log_change(actor, agent, action, {"status": {"from": previous, "to": agent.status}})
     return agent
 
 
@@ -108,7 +97,7 @@ def agent_key_create(
     key = AgentApiKey.objects.create(
         agent=agent, name=name, token_hash=hash_token(token), token_prefix=token[:12]
     )
-    _log(actor, agent, "agent.key_created", {"keyId": key.pk, "name": name})
+    log_change(actor, agent, "agent.key_created", {"keyId": key.pk, "name": name})
     return key, token
 
 
@@ -143,7 +132,7 @@ def agent_wakeup(
     )
     # Wakes that accompany another change are recorded as WakeupRequests; a wake asked for
     # on its own is the request's mutation, so it gets the activity row.
-    _run_log(
+    log_change(
         actor, run, "agent.woken", {"source": source, "reason": reason, "coalesced": not created}
     )
     return run
@@ -167,18 +156,6 @@ def _ensure_runs_own(actor: Actor, run: HeartbeatRun) -> None:
         raise NotAllowed("A run belongs to its agent")
 
 
-def _run_log(actor: Actor, run: HeartbeatRun, action: str, details: dict[str, Any]) -> None:
-    activity_record(
-        actor=actor,
-        company_id=run.company_id,
-        action=action,
-        entity_type="heartbeat_run",
-        entity_id=run.pk,
-        issue_id=run.issue_id,
-        details=details,
-    )
-
-
 def _finished_conflict(run: HeartbeatRun) -> Conflict:
     return Conflict(
         f"Run is already {run.status}",
@@ -199,7 +176,7 @@ def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     run.start()
     run.save()
     Agent.objects.filter(pk=run.agent_id).update(last_heartbeat_at=timezone.now())
-    _run_log(actor, run, "run.started", {"status": {"from": "queued", "to": run.status}})
+    log_change(actor, run, "run.started", {"status": {"from": "queued", "to": run.status}})
     return run
 
 
@@ -251,7 +228,7 @@ def run_finish(
     run.result = result or {}
     run.error = error
     run.save()
-    _run_log(actor, run, "run.finished", {"status": {"from": previous, "to": run.status}})
+    log_change(actor, run, "run.finished", {"status": {"from": previous, "to": run.status}})
     return run
 
 
@@ -265,7 +242,7 @@ def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     previous = run.status
     run.cancel()
     run.save()
-    _run_log(actor, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
+    log_change(actor, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
     return run
 
 
@@ -276,22 +253,11 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     agent.webhook_secret = new_webhook_secret()
     agent.save(update_fields=["webhook_secret", "updated_at"])
-    _log(actor, agent, "agent.webhook_secret_rotated")
+    log_change(actor, agent, "agent.webhook_secret_rotated")
     return agent.webhook_secret
 
 
 # --- Teams (DESIGN §8): the board groups agents; an agent joins one through its `team` ---
-
-
-def _team_log(actor: Actor, team: Team, action: str, details: dict[str, Any]) -> None:
-    activity_record(
-        actor=actor,
-        company_id=team.company_id,
-        action=action,
-        entity_type="team",
-        entity_id=team.pk,
-        details=details,
-    )
 
 
 @transaction.atomic
@@ -299,7 +265,7 @@ def team_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Team
     """A new team of the company (board only)."""
     ensure_board(actor, company.pk)
     team = Team.objects.create(company=company, **data)
-    _team_log(actor, team, "team.created", {"name": team.name})
+    log_change(actor, team, "team.created", {"name": team.name})
     return team
 
 
@@ -311,7 +277,7 @@ def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
     diff = apply_changes(team, changes)
     if diff:
         team.save()
-        _team_log(actor, team, "team.updated", {"changes": diff})
+        log_change(actor, team, "team.updated", {"changes": diff})
     return team
 
 
@@ -319,5 +285,5 @@ def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
 def team_delete(*, actor: Actor, team: Team) -> None:
     """Delete a team (board only); its agents and issues stay, without a team."""
     ensure_board(actor, team.company_id)
-    _team_log(actor, team, "team.deleted", {"name": team.name})
+    log_change(actor, team, "team.deleted", {"name": team.name})
     team.delete()

@@ -46,6 +46,23 @@ def activity_record(
     )
 
 
+def log_change(
+    actor: Actor, entity: models.Model, action: str, details: dict[str, Any] | None = None
+) -> ActivityEvent:
+    """The activity row for a change of `entity` (its company, type, id, and its issue if it
+    hangs off one)."""
+    company_id = entity.pk if isinstance(entity, Company) else entity.company_id
+    return activity_record(
+        actor=actor,
+        company_id=company_id,
+        action=action,
+        entity_type=getattr(entity, "activity_type", entity._meta.model_name),
+        entity_id=entity.pk,
+        issue_id=getattr(entity, "issue_id", None),
+        details=details,
+    )
+
+
 def _wire_value(value: Any) -> Any:
     if isinstance(value, models.Model):
         return value.pk
@@ -131,14 +148,7 @@ def company_update(*, actor: Actor, company: Company, changes: dict[str, Any]) -
     diff = apply_changes(company, changes)
     if diff:
         company.save()
-        activity_record(
-            actor=actor,
-            company_id=company.pk,
-            action="company.updated",
-            entity_type="company",
-            entity_id=company.pk,
-            details={"changes": diff},
-        )
+        log_change(actor, company, "company.updated", {"changes": diff})
     return company
 
 

@@ -12,7 +12,7 @@ from agents.models import Agent
 from agents.services import agent_create
 from agents.wakeups import Source, Wakes
 from companies.models import Company
-from companies.services import activity_record
+from companies.services import log_change
 from issues.models import (
     Approval,
     ApprovalComment,
@@ -36,17 +36,6 @@ DECISIONS = {
 }
 
 
-def _approval_log(actor: Actor, approval: Approval, action: str, details: dict[str, Any]) -> None:
-    activity_record(
-        actor=actor,
-        company_id=approval.company_id,
-        action=action,
-        entity_type="approval",
-        entity_id=approval.pk,
-        details=details,
-    )
-
-
 @transaction.atomic
 def approval_create(
     *, actor: Actor, company: Company, type: str, payload: dict[str, Any], issues: list[Issue]
@@ -63,7 +52,7 @@ def approval_create(
         requested_by_user=actor.user,
     )
     approval.issues.set(issues)
-    _approval_log(
+    log_change(
         actor, approval, "approval.created", {"type": type, "issueIds": [i.pk for i in issues]}
     )
     return approval
@@ -200,7 +189,7 @@ def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: st
     approval.decided_by_user = actor.user
     approval.decision_note = note
     approval.save()
-    _approval_log(
+    log_change(
         actor,
         approval,
         f"approval.{target}",
@@ -236,7 +225,7 @@ def approval_resubmit(
             _check_hire_request(approval.company_id, payload)
         approval.payload = payload
     approval.save()
-    _approval_log(actor, approval, "approval.resubmitted", {"status": approval.status})
+    log_change(actor, approval, "approval.resubmitted", {"status": approval.status})
     return approval
 
 
@@ -250,7 +239,7 @@ def approval_comment_create(*, actor: Actor, approval: Approval, body: str) -> A
         author_user=actor.user,
         body=body,
     )
-    _approval_log(actor, approval, "approval.comment_added", {"commentId": comment.pk})
+    log_change(actor, approval, "approval.comment_added", {"commentId": comment.pk})
     return comment
 
 

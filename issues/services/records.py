@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from companies.models import Company
-from companies.services import activity_record, apply_changes
+from companies.services import apply_changes, log_change
 from issues.models import (
     Goal,
 )
@@ -26,14 +26,7 @@ def record_create(*, actor: Actor, company: Company, model: type, data: dict[str
     record = model.objects.create(company=company, **data)
     for name, values in m2m.items():
         getattr(record, name).set(values)
-    activity_record(
-        actor=actor,
-        company_id=company.pk,
-        action=f"{model._meta.model_name}.created",
-        entity_type=model._meta.model_name,
-        entity_id=record.pk,
-        details={"name": str(record)},
-    )
+    log_change(actor, record, f"{model._meta.model_name}.created", {"name": str(record)})
     return record
 
 
@@ -55,14 +48,7 @@ def record_update(*, actor: Actor, record, changes: dict[str, Any]):
             diff[camel(name[:-1] + "_ids")] = {"from": sorted(before), "to": sorted(after)}
     if diff:
         record.save()
-        activity_record(
-            actor=actor,
-            company_id=record.company_id,
-            action=f"{model._meta.model_name}.updated",
-            entity_type=model._meta.model_name,
-            entity_id=record.pk,
-            details={"changes": diff},
-        )
+        log_change(actor, record, f"{model._meta.model_name}.updated", {"changes": diff})
     return record
 
 
@@ -71,12 +57,5 @@ def record_delete(*, actor: Actor, record) -> None:
     """Delete a goal, project or label; issues keep existing without it."""
     ensure_board(actor, record.company_id)
     model_name = record._meta.model_name
-    activity_record(
-        actor=actor,
-        company_id=record.company_id,
-        action=f"{model_name}.deleted",
-        entity_type=model_name,
-        entity_id=record.pk,
-        details={"name": str(record)},
-    )
+    log_change(actor, record, f"{model_name}.deleted", {"name": str(record)})
     record.delete()
