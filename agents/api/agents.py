@@ -7,14 +7,13 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from agents import services
+from agents import selectors, services
 from agents.api.runs import WokenRunSerializer
 from agents.delivery import check_wake_url
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed
 from paperclip.ids import looks_like_id
 from paperclip.targets import TargetRefused
 
@@ -175,9 +174,7 @@ class AgentViewSet(ScopedViewSet):
     @action(detail=False, methods=["get"])
     def me(self, request):
         """The calling agent, with its chain of command (direct manager first)."""
-        if not self.actor.is_agent:
-            raise NotAllowed("Only agents have a /agents/me; board users see /users/me")
-        return Response(AgentMeSerializer(self.actor.agent).data)
+        return Response(AgentMeSerializer(selectors.agent_me(self.actor)).data)
 
     def list(self, request, company_pk: str):
         page = self.paginate_queryset(self.get_queryset())

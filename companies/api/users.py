@@ -7,10 +7,10 @@ from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from companies import selectors
 from companies.models import Membership, User
 from paperclip.api.serializers import CamelModelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed
 
 
 class MembershipSerializer(CamelModelSerializer):
@@ -43,11 +43,5 @@ class UserViewSet(ScopedViewSet):
     @action(detail=False, methods=["get"])
     def me(self, request):
         """The board caller: id, username and company memberships."""
-        if not self.actor.is_board:
-            raise NotAllowed("Board access required")
-        user = (
-            type(request.user)
-            .objects.prefetch_related("memberships__company")
-            .get(pk=request.user.pk)
-        )
+        user = selectors.user_me(self.actor)
         return Response(UserMeSerializer(user).data)

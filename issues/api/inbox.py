@@ -6,15 +6,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from issues import selectors
 from issues.models import (
     Issue,
     Priority,
-    Status,
 )
 from paperclip.api.pagination import MAX_LIMIT
 from paperclip.api.serializers import CamelModelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotAllowed
 
 DATETIME = serializers.DateTimeField()
 
@@ -63,16 +62,5 @@ class InboxViewSet(ScopedViewSet):
     @extend_schema(responses=InboxItemSerializer(many=True))
     def inbox_lite(self, request):
         """todo, in_progress and blocked issues assigned to the caller, by priority."""
-        if not self.actor.is_agent:
-            raise NotAllowed("Only agents have an inbox; board users list issues")
-        issues = (
-            self.get_queryset()
-            .filter(
-                assignee_agent=self.actor.agent,
-                status__in=[Status.TODO, Status.IN_PROGRESS, Status.BLOCKED],
-            )
-            .visible_on_board()
-            .select_related("checkout_run")
-            .order_by("priority", "-updated_at", "-id")[:MAX_LIMIT]
-        )
+        issues = selectors.inbox_lite(self.actor, limit=MAX_LIMIT)
         return Response(InboxItemSerializer(issues, many=True).data)
