@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -9,7 +10,7 @@ from agents.models import Agent
 from issues import services
 from issues.models import Goal, Label, Project
 from paperclip.api.fields import CompanyScopedRelatedField
-from paperclip.api.serializers import CamelModelSerializer
+from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 
 
@@ -40,9 +41,14 @@ class GoalSerializer(CamelModelSerializer):
 
 class ProjectSerializer(CamelModelSerializer):
     goal_ids = CompanyScopedRelatedField(model=Goal, source="goals", many=True, required=False)
+    # Paperclip's older single-goal name, still sent by its clients: `goalId: X` is `goalIds: [X]`.
+    goal_id = CompanyScopedRelatedField(
+        model=Goal, source="single_goal", write_only=True, required=False, allow_null=True
+    )
     lead_agent_id = CompanyScopedRelatedField(
         model=Agent, source="lead_agent", required=False, allow_null=True
     )
+    pause_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Project
@@ -53,12 +59,37 @@ class ProjectSerializer(CamelModelSerializer):
             "description",
             "status",
             "goal_ids",
+            "goal_id",
             "lead_agent_id",
             "target_date",
+            "paused_at",
+            "pause_reason",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "company_id", "created_at", "updated_at"]
+        # Pausing is its own verb (POST /api/projects/{id}/pause), never a PATCH.
+        read_only_fields = ["id", "company_id", "paused_at", "created_at", "updated_at"]
+
+    def get_pause_reason(self, project: Project) -> str | None:
+        return project.pause_reason or None
+
+    def validate(self, attrs):
+        if "single_goal" in attrs:
+            goal = attrs.pop("single_goal")
+            goals = [goal] if goal is not None else []
+            if "goals" in attrs and {g.pk for g in attrs["goals"]} != {g.pk for g in goals}:
+                message = "goalId and goalIds name different goals: send one of them."
+                raise serializers.ValidationError({"goalId": [message], "goalIds": [message]})
+            attrs["goals"] = goals
+        return attrs
+
+
+class ProjectPauseSerializer(CamelSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class ProjectResumeSerializer(CamelSerializer):
+    """No fields: anything sent is refused as unknown."""
 
 
 class LabelSerializer(CamelModelSerializer):
@@ -128,6 +159,24 @@ class ProjectViewSet(RecordViewSet):
     queryset = Project.objects.prefetch_related("goals")
     serializer_class = ProjectSerializer
     ordering_keys = (("name", False), ("id", False))
+
+    @extend_schema(request=ProjectPauseSerializer, responses=ProjectSerializer)
+    def pause(self, request, pk: str):
+        """Pause the project: its issues refuse checkout (409 `project_paused`) until it is
+        resumed. The status is kept. Pausing a paused project changes nothing."""
+        serializer = ProjectPauseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_pause(
+            actor=self.actor, project=self.get_object(), reason=serializer.validated_data["reason"]
+        )
+        return Response(self.get_serializer(project).data)
+
+    @extend_schema(request=None, responses=ProjectSerializer)
+    def resume(self, request, pk: str):
+        """Resume a paused project. Resuming a project that is not paused changes nothing."""
+        ProjectResumeSerializer(data=request.data).is_valid(raise_exception=True)
+        project = services.project_resume(actor=self.actor, project=self.get_object())
+        return Response(self.get_serializer(project).data)
 
 
 class LabelViewSet(RecordViewSet):

@@ -124,4 +124,6 @@ urlpatterns += [
         )
         for plural, viewset in RECORDS.items()
     ],
+    route(rf"projects/(?P<pk>{ID})/pause", ProjectViewSet.as_view({"post": "pause"})),
+    route(rf"projects/(?P<pk>{ID})/resume", ProjectViewSet.as_view({"post": "resume"})),
 ]

@@ -50,18 +50,25 @@ class Goal(OneClockTimestamps, models.Model):
 
 
 class Project(OneClockTimestamps, models.Model):
+    # Paperclip's vocabulary (DESIGN §5). Pausing is not a status: `paused_at` says a project is
+    # paused whatever its status, so resuming gives back the status it had.
     class Status(models.TextChoices):
+        BACKLOG = "backlog"
         PLANNED = "planned"
-        ACTIVE = "active"
-        PAUSED = "paused"
+        IN_PROGRESS = "in_progress"
         COMPLETED = "completed"
         CANCELLED = "cancelled"
+
+    # Why a project is paused when the board gives no reason (Paperclip's PAUSE_REASONS).
+    MANUAL_PAUSE = "manual"
 
     id = PrefixedIdField(prefix="prj")
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BACKLOG)
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pause_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
     goals = models.ManyToManyField(Goal, blank=True, related_name="projects")
     lead_agent = models.ForeignKey(
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="led_projects"
@@ -77,6 +84,10 @@ class Project(OneClockTimestamps, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
 
 
 class Label(models.Model):

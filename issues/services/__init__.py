@@ -23,7 +23,13 @@ from issues.services.checkout import (
 from issues.services.comments import comment_create
 from issues.services.documents import document_delete, document_put
 from issues.services.lifecycle import issue_create, issue_delete, issue_update
-from issues.services.records import record_create, record_delete, record_update
+from issues.services.records import (
+    project_pause,
+    project_resume,
+    record_create,
+    record_delete,
+    record_update,
+)
 from issues.services.reopen import issue_reopen
 from issues.services.verbs import issue_assign, issue_cancel, issue_reassign, issue_review
 
@@ -50,6 +56,8 @@ __all__ = [
     "issue_reopen",
     "issue_review",
     "issue_update",
+    "project_pause",
+    "project_resume",
     "record_create",
     "record_delete",
     "record_update",

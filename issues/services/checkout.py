@@ -55,7 +55,7 @@ def issue_checkout(
         raise NotAllowed("Agents check out only as themselves")
     ensure_wakeable(agent)
     run = resolve_run(actor, required=True)
-    if issue.project_id and issue.project.status == issue.project.Status.PAUSED:
+    if issue.project_id and issue.project.is_paused:
         raise Conflict("Project is paused", code="project_paused", details={"issueId": issue.pk})
     previous = issue.status
     changed = Issue.objects.try_checkout(

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from companies.models import Company
 from companies.services import apply_changes, log_change
 from issues.models import (
     Goal,
+    Project,
 )
 from issues.services.relations import refuse_cycle
 from paperclip.access import ensure_board, ensure_can_write
@@ -59,3 +61,34 @@ def record_delete(*, actor: Actor, record) -> None:
     model_name = record._meta.model_name
     log_change(actor, record, f"{model_name}.deleted", {"name": str(record)})
     record.delete()
+
+
+@transaction.atomic
+def project_pause(*, actor: Actor, project: Project, reason: str = "") -> Project:
+    """Pause a project: its issues refuse checkout until it is resumed (DESIGN §5). The status
+    is left as it is. Pausing a paused project changes nothing and logs nothing."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    ensure_can_write(actor, project.company_id)
+    if project.is_paused:
+        return project
+    project.paused_at = timezone.now()
+    project.pause_reason = reason or Project.MANUAL_PAUSE
+    project.save()
+    log_change(actor, project, "project.paused", {"reason": project.pause_reason})
+    return project
+
+
+@transaction.atomic
+def project_resume(*, actor: Actor, project: Project) -> Project:
+    """Resume a paused project: checkout works again, the status is the one it kept. Resuming a
+    project that is not paused changes nothing and logs nothing."""
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    ensure_can_write(actor, project.company_id)
+    if not project.is_paused:
+        return project
+    previous = {"pausedAt": project.paused_at, "reason": project.pause_reason}
+    project.paused_at = None
+    project.pause_reason = ""
+    project.save()
+    log_change(actor, project, "project.resumed", {"previous": previous})
+    return project

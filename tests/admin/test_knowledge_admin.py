@@ -403,7 +403,7 @@ def test_project_created_in_the_admin_keeps_its_goals_and_logs(staff, company, a
     data |= {
         "company": company.pk,
         "name": "Website",
-        "status": "paused",
+        "status": "in_progress",
         "lead_agent": agent.pk,
         "goals": [g.pk for g in goals],
     }
@@ -412,7 +412,7 @@ def test_project_created_in_the_admin_keeps_its_goals_and_logs(staff, company, a
     assert response.status_code == 302
     project = Project.objects.get()
     assert (project.status, project.lead_agent, set(project.goals.all())) == (
-        "paused",
+        "in_progress",
         agent,
         set(goals),
     )

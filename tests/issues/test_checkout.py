@@ -382,7 +382,9 @@ def test_checkout_of_a_finished_issue_gets_409(client, agent, company, status):
 
 
 def test_checkout_in_a_paused_project_gets_409_project_is_paused(client, agent, company):
-    project = factories.ProjectFactory(company=company, status=Project.Status.PAUSED)
+    project = factories.ProjectFactory(
+        company=company, status=Project.Status.IN_PROGRESS, paused_at=timezone.now()
+    )
     issue = factories.IssueFactory(company=company, status="todo", project=project)
 
     response = checkout(client, issue)

@@ -51,6 +51,8 @@ def project_body(project: Project) -> dict:
         "goalIds": sorted(project.goals.values_list("pk", flat=True)),
         "leadAgentId": project.lead_agent_id,
         "targetDate": project.target_date.isoformat() if project.target_date else None,
+        "pausedAt": iso(project.paused_at) if project.paused_at else None,
+        "pauseReason": project.pause_reason or None,
         "createdAt": iso(project.created_at),
         "updatedAt": iso(project.updated_at),
     }
@@ -256,13 +258,18 @@ def test_project_is_created_with_goals_a_lead_and_a_status_201(agent_client, com
     assert the_row("project.created").entity_id == project.pk
 
 
-def test_project_status_defaults_to_active(board, company):
+def test_project_status_defaults_to_backlog_and_not_paused(board, company):
     response = board.post(f"/api/companies/{company.pk}/projects", {"name": "Ops"}, format="json")
 
     assert response.status_code == 201, response.json()
     project = Project.objects.get()
     assert response.json() == project_body(project)
-    assert (project.status, project.lead_agent, list(project.goals.all())) == ("active", None, [])
+    assert (project.status, project.lead_agent, list(project.goals.all())) == ("backlog", None, [])
+    assert (project.paused_at, response.json()["pausedAt"], response.json()["pauseReason"]) == (
+        None,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize("field", ["goalIds", "leadAgentId"])
@@ -309,14 +316,14 @@ def test_patching_a_project_logs_status_lead_and_goals(board, company, agent):
 
     response = board.patch(
         f"/api/projects/{project.pk}",
-        {"status": "paused", "leadAgentId": agent.pk, "goalIds": [goal.pk]},
+        {"status": "in_progress", "leadAgentId": agent.pk, "goalIds": [goal.pk]},
         format="json",
     )
 
     assert response.status_code == 200, response.json()
     project.refresh_from_db()
     assert (project.status, project.lead_agent, list(project.goals.all())) == (
-        "paused",
+        "in_progress",
         agent,
         [goal],
     )
@@ -325,7 +332,7 @@ def test_patching_a_project_logs_status_lead_and_goals(board, company, agent):
     assert (row.entity_type, row.entity_id) == ("project", project.pk)
     assert row.details == {
         "changes": {
-            "status": {"from": "active", "to": "paused"},
+            "status": {"from": "backlog", "to": "in_progress"},
             "leadAgentId": {"from": None, "to": agent.pk},
             "goalIds": {"from": [], "to": [goal.pk]},
         }
@@ -516,9 +523,9 @@ def test_issues_filter_by_project_goal_and_label(agent_client, company):
 
 
 def test_checkout_in_a_project_the_board_paused_is_409_and_changes_nothing(board, agent, company):
-    project = factories.ProjectFactory(company=company, status="active")
+    project = factories.ProjectFactory(company=company, status="in_progress")
     issue = factories.IssueFactory(company=company, status="todo", project=project)
-    paused = board.patch(f"/api/projects/{project.pk}", {"status": "paused"}, format="json")
+    paused = board.post(f"/api/projects/{project.pk}/pause", {}, format="json")
     assert paused.status_code == 200, paused.json()
     run = factories.HeartbeatRunFactory(
         agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now()
