@@ -43,6 +43,7 @@ class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
         CTO = "cto"
         CMO = "cmo"
         CFO = "cfo"
+        SECURITY = "security"
         ENGINEER = "engineer"
         DESIGNER = "designer"
         PM = "pm"

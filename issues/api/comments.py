@@ -1,4 +1,4 @@
-"""Comments on an issue: list (cursor, `after`, `order`), read, add."""
+"""Comments on an issue: list (cursor, `after` or `afterCommentId`, `order`), read, add."""
 
 from __future__ import annotations
 
@@ -61,17 +61,28 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
         return (("created_at", descending), ("id", descending))
 
     def get_pagination_anchor(self):
-        after = self.request.query_params.get("after")
-        if not after:
+        params = self.request.query_params
+        # `afterCommentId` is the name Paperclip's own clients send; `after` is DESIGN §5's.
+        names = {name: params[name] for name in ("after", "afterCommentId") if params.get(name)}
+        if not names:
             return None
+        if len(set(names.values())) > 1:
+            raise ValidationFailed(
+                "after and afterCommentId name different comments: send one of them",
+                details=names,
+            )
+        name, after = next(iter(names.items()))
         anchor = Comment.objects.filter(issue=self.issue, pk=after).first()
         if anchor is None:
-            raise ValidationFailed("after names no comment of this issue", details={"after": after})
+            raise ValidationFailed(f"{name} names no comment of this issue", details={name: after})
         return (anchor.created_at, anchor.pk)
 
     @extend_schema(
         parameters=[
             OpenApiParameter("after", description="A comment id: the page starts after it"),
+            OpenApiParameter(
+                "afterCommentId", description="Paperclip's name for `after` (either may be sent)"
+            ),
             OpenApiParameter("order", enum=["asc", "desc"], description="Default desc"),
         ]
     )

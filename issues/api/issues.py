@@ -233,6 +233,10 @@ class IssueWriteSerializer(CamelSerializer):
     team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
     label_ids = CompanyScopedRelatedField(model=Label, many=True, required=False, source="labels")
     dependency_ids = IssueRefField(many=True, required=False, source="dependencies")
+    # Paperclip's name for the same thing: the issues this one waits on.
+    blocked_by_issue_ids = IssueRefField(
+        many=True, required=False, write_only=True, source="blocked_by"
+    )
     billing_code = serializers.CharField(max_length=100, allow_blank=True, required=False)
     budget_usd = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False
@@ -240,6 +244,15 @@ class IssueWriteSerializer(CamelSerializer):
     due_at = serializers.DateTimeField(allow_null=True, required=False)
 
     def validate(self, attrs):
+        if "blocked_by" in attrs:
+            blocked_by = attrs.pop("blocked_by")
+            ours = {i.pk for i in attrs.get("dependencies", blocked_by)}
+            if ours != {i.pk for i in blocked_by}:
+                message = "dependencyIds and blockedByIssueIds differ: send one of them."
+                raise serializers.ValidationError(
+                    {"dependencyIds": [message], "blockedByIssueIds": [message]}
+                )
+            attrs["dependencies"] = blocked_by
         issue = self.instance
         if issue is not None:
             if attrs.get("parent") is not None and attrs["parent"].pk == issue.pk:

@@ -22,6 +22,8 @@ class Approval(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
         HIRE_AGENT = "hire_agent"
         APPROVE_CEO_STRATEGY = "approve_ceo_strategy"
         BUDGET_OVERRIDE_REQUIRED = "budget_override_required"
+        # A plain yes/no from the board: no side effect beyond waking the requester.
+        REQUEST_BOARD_APPROVAL = "request_board_approval"
 
     class Status(models.TextChoices):
         PENDING = "pending"
