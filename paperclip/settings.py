@@ -298,6 +298,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["paperclip.api.schema.canonical_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "paperclip.api.schema.closed_request_bodies",
+    ],
+    "GET_LIB_DOC_EXCLUDES": "paperclip.api.schema.lib_doc_excludes",
     "ENUM_NAME_OVERRIDES": {
         "IssueStatusEnum": "issues.models.Status",
         "AgentStatusEnum": "agents.models.Agent.Status",

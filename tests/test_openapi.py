@@ -161,3 +161,42 @@ def test_schema_generates_and_validates_without_warnings(tmp_path):
     )
 
     assert '"Error"' in target.read_text()
+
+
+def test_no_component_is_described_by_the_serializer_base_classes_docstring(schema):
+    descriptions = [c.get("description", "") for c in schema["components"]["schemas"].values()]
+
+    assert not [d for d in descriptions if "serializer does not have" in d]
+
+
+def test_request_bodies_say_they_refuse_fields_they_do_not_have(schema):
+    requests = {
+        name: component
+        for name, component in schema["components"]["schemas"].items()
+        if name.endswith("Request") and component.get("type") == "object"
+    }
+
+    assert requests
+    assert all(c["additionalProperties"] is False for c in requests.values())
+
+
+def test_limit_declares_its_bounds_per_list(schema):
+    def limit_of(path: str) -> dict:
+        [limit] = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "limit"]
+        return limit["schema"]
+
+    assert limit_of("/api/issues/{issue_pk}/comments") == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "default": 100,
+    }
+    assert limit_of("/api/companies/{company_pk}/issues")["maximum"] == 1000
+
+
+def test_unpaginated_approval_lists_offer_no_cursor_or_filters(schema):
+    names = {
+        p["name"] for p in schema["paths"]["/api/approvals/{id}/comments"]["get"]["parameters"]
+    }
+
+    assert names == {"id"}

@@ -126,7 +126,7 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
     def retrieve(self, request, pk: str):
         return self._render(self.get_object())
 
-    @extend_schema(responses=IssueSerializer(many=True))
+    @extend_schema(responses=IssueSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"])
     def issues(self, request, pk: str):
         """The issues the approval concerns."""
@@ -174,7 +174,7 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
         )
         return self._render(approval)
 
-    @extend_schema(responses=ApprovalCommentSerializer(many=True))
+    @extend_schema(responses=ApprovalCommentSerializer(many=True), filters=False)
     def comments(self, request, pk: str):
         approval = self.get_object()
         return Response(ApprovalCommentSerializer(approval.comments.all(), many=True).data)
@@ -189,7 +189,7 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
         )
         return Response(ApprovalCommentSerializer(comment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=ApprovalSerializer(many=True))
+    @extend_schema(responses=ApprovalSerializer(many=True), filters=False)
     def for_issue(self, request, issue_pk: str):
         """The approvals linked to an issue."""
         issue = self.issue_by_ref(issue_pk)

@@ -93,10 +93,14 @@ urlpatterns += [
         name="company-approvals",
     ),
     route(rf"approvals/(?P<pk>{ID})", ApprovalViewSet.as_view({"get": "retrieve"})),
-    route(rf"approvals/(?P<pk>{ID})/issues", ApprovalViewSet.as_view({"get": "issues"})),
+    # These three lists are short and whole: no cursor, so none is offered in the schema.
+    route(
+        rf"approvals/(?P<pk>{ID})/issues",
+        ApprovalViewSet.as_view({"get": "issues"}, pagination_class=None),
+    ),
     route(
         rf"approvals/(?P<pk>{ID})/comments",
-        ApprovalViewSet.as_view({"get": "comments", "post": "add_comment"}),
+        ApprovalViewSet.as_view({"get": "comments", "post": "add_comment"}, pagination_class=None),
     ),
     *[
         route(
@@ -107,7 +111,7 @@ urlpatterns += [
     ],
     route(
         rf"issues/(?P<issue_pk>{ID})/approvals",
-        ApprovalViewSet.as_view({"get": "for_issue", "post": "link_issue"}),
+        ApprovalViewSet.as_view({"get": "for_issue", "post": "link_issue"}, pagination_class=None),
     ),
     # Goals, projects, labels
     *[

@@ -119,13 +119,15 @@ class KeysetPagination(BasePagination):
         return schema
 
     def get_schema_operation_parameters(self, view):
+        maximum = getattr(view, "max_limit", self.max_limit)
+        default = getattr(view, "default_limit", self.default_limit)
         return [
             {
                 "name": "limit",
                 "in": "query",
                 "required": False,
-                "description": "Rows per page (at most 1000)",
-                "schema": {"type": "integer"},
+                "description": f"Rows per page (at most {maximum})",
+                "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
             },
             {
                 "name": "cursor",

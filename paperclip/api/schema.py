@@ -13,7 +13,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, get_lib_doc_excludes
 
 
 def _scheme(target: str, name: str, definition: dict) -> type[OpenApiAuthenticationExtension]:
@@ -173,3 +173,25 @@ class AutoSchema(SpectacularAutoSchema):
         if self.view.get_throttles():
             codes.add(429)
         return codes
+
+
+def lib_doc_excludes() -> list[type]:
+    """drf-spectacular's own list plus our serializer bases: their docstrings explain the
+    bases, so they must not become every component's description."""
+    from paperclip.api import serializers
+
+    return [
+        *get_lib_doc_excludes(),
+        serializers.CamelCaseMixin,
+        serializers.RefuseUnknownFieldsMixin,
+        serializers.CachedFieldsModelSerializer,
+    ]
+
+
+def closed_request_bodies(result, **kwargs):
+    """Request bodies refuse fields they do not have (400 `Unknown field.`): say so in the
+    schema (`additionalProperties: false`), so generated clients and fuzzers know it."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component.setdefault("additionalProperties", False)
+    return result
