@@ -76,10 +76,11 @@ def hold_lock(actor: Actor, issue: Issue) -> None:
     )
 
 
-def refuse_live_holder(issue: Issue) -> None:
-    """409 naming the live run that holds the issue's lock, if one does."""
+def refuse_live_holder(actor: Actor, issue: Issue) -> None:
+    """409 naming the live run that holds the issue's lock, if one does (and it is not the
+    caller's own: the holder may hand its work over)."""
     holder = issue.checkout_run
-    if holder is not None and holder.is_live:
+    if holder is not None and holder.is_live and holder.pk != actor.run_id:
         raise Conflict(
             "Issue is checked out by a live run; force-release it (or reassign) first",
             code="issue_locked_by_live_run",

@@ -35,8 +35,8 @@ def document_put(
     same base exactly one wins and the other gets 409 with the revision it missed.
     """
     issue = lock_issue(issue)
-    ensure_agent_may_mutate(actor, issue)
     ensure_can_write(actor, issue.company_id)
+    ensure_agent_may_mutate(actor, issue)
     hold_lock(actor, issue)
     document = Document.objects.filter(issue=issue, key=key).first()
     if document is None and base_revision_id:

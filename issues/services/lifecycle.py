@@ -127,7 +127,7 @@ def issue_update(
     # The same steps as the verbs: assignee (assign/reassign rules), fields, then status
     # (cancel stops the run holding the issue).
     assignee = {name: changes.pop(name) for name in ASSIGNEE_FIELDS if name in changes}
-    diff = set_assignee(issue, assignee) if assignee else {}
+    diff = set_assignee(actor, issue, assignee) if assignee else {}
     check_same_company(issue.company_id, changes)
     if "parent" in changes:
         refuse_cycle(issue, changes["parent"], kind="An issue")

@@ -30,7 +30,7 @@ def refuse_frozen(issue: Issue, fields: list[str] | None = None) -> None:
         )
 
 
-def set_assignee(issue: Issue, changes: dict[str, Any]) -> dict[str, Any]:
+def set_assignee(actor: Actor, issue: Issue, changes: dict[str, Any]) -> dict[str, Any]:
     """Point the issue at a new assignee (agent or user; naming one clears the other).
 
     An in-progress issue's lock belongs to the previous assignee's run: the new assignee checks
@@ -44,17 +44,25 @@ def set_assignee(issue: Issue, changes: dict[str, Any]) -> dict[str, Any]:
     changed = (issue.assignee_agent_id, issue.assignee_user_id) != previous
     if changed and issue.status == Status.IN_PROGRESS:
         if issue.assignee_agent_id or issue.assignee_user_id:
-            refuse_live_holder(issue)
+            refuse_live_holder(actor, issue)
         issue.checkout_run = None
         issue.execution_locked_at = None
     return diff
 
 
-def end_holder_run(issue: Issue, reason: str) -> str | None:
+def end_holder_run(actor: Actor, issue: Issue, reason: str) -> str | None:
     """Stop the live run that holds the issue's lock (it sees `cancelRequested` on its next
-    heartbeat); its checkpoints and costs stay in the run's history. Answers its id."""
+    heartbeat); its checkpoints and costs stay in the run's history. Answers its id.
+
+    Not the caller's own run, and not a run that holds other in-progress issues too (an `/api`
+    heartbeat run may work on several): taking this issue away must not stop its other work.
+    The lock itself goes with the transition out of in_progress either way.
+    """
     holder = issue.checkout_run
-    if holder is None or not holder.is_live:
+    if holder is None or not holder.is_live or holder.pk == actor.run_id:
+        return None
+    others = Issue.objects.filter(checkout_run_id=holder.pk, status=Status.IN_PROGRESS)
+    if others.exclude(pk=issue.pk).exists():
         return None
     run = HeartbeatRun.objects.select_for_update().get(pk=holder.pk)
     if run.is_terminal:
@@ -94,7 +102,7 @@ def move(actor: Actor, issue: Issue, target: str, *, action: str | None = None) 
             f"An issue needs an assignee to be {target}", code="assignee_required", details=details
         )
     if target == Status.CANCELLED:
-        end_holder_run(issue, "cancelled")
+        end_holder_run(actor, issue, "cancelled")
     method()
     issue.status_reason = ""
     return {"status": {"from": current, "to": issue.status}}

@@ -13,11 +13,9 @@ from django.db import transaction
 
 from agents.models import Agent
 from agents.wakeups import Source, Wakes
-from companies.services import apply_changes
 from issues.models import Issue, Status, StatusReason
 from issues.services.access import ensure_agent_may_mutate, ensure_may_review, hold_lock
 from issues.services.comments import add_comment
-from issues.services.relations import check_assignees, check_same_company
 from issues.services.rows import lock_issue, log, touch
 from issues.services.steps import end_holder_run, move, refuse_frozen, set_assignee
 from paperclip.access import ensure_can_write
@@ -27,11 +25,13 @@ from paperclip.errors import Conflict, InvalidTransition, ValidationFailed
 REVIEW_VERDICTS = ("accept", "request_changes")
 
 
-def _begin(actor: Actor, issue: Issue, action: str) -> Issue:
-    """Lock the issue and check the caller may change it at all (frozen issues refuse)."""
+def _begin(actor: Actor, issue: Issue) -> Issue:
+    """Lock the issue and check the caller may change it: its seat, the agent rule, run
+    ownership (the assignee acts from the run holding it), and frozen issues refuse."""
     issue = lock_issue(issue)
     ensure_can_write(actor, issue.company_id)
     ensure_agent_may_mutate(actor, issue)
+    hold_lock(actor, issue)
     refuse_frozen(issue)
     return issue
 
@@ -60,10 +60,10 @@ def issue_assign(*, actor: Actor, issue: Issue, agent: Agent) -> Issue:
 
     From any other state it is a refused transition (reassign moves assigned work).
     """
-    issue = _begin(actor, issue, "assign")
+    issue = _begin(actor, issue)
     if not _is_queued(issue):
         raise _refuse(issue, "assign", Status.TODO)
-    diff = set_assignee(issue, {"assignee_agent": agent})
+    diff = set_assignee(actor, issue, {"assignee_agent": agent})
     if issue.status == Status.BACKLOG:
         diff |= move(actor, issue, Status.TODO, action="assign")
     _save(actor, issue, "issue.assigned", {"agentId": agent.pk, "changes": diff})
@@ -80,7 +80,7 @@ def issue_reassign(*, actor: Actor, issue: Issue, agent: Agent, reason: str = ""
     A live run holding it is stopped (exit reason `reassigned`), its history kept; the new agent
     is woken. The same agent again is a 409.
     """
-    issue = _begin(actor, issue, "reassign")
+    issue = _begin(actor, issue)
     if _is_queued(issue):
         raise _refuse(issue, "reassign", Status.TODO)
     if issue.assignee_agent_id == agent.pk:
@@ -89,13 +89,12 @@ def issue_reassign(*, actor: Actor, issue: Issue, agent: Agent, reason: str = ""
             code="already_assigned",
             details={"issueId": issue.pk, "agentId": agent.pk},
         )
-    changes: dict[str, Any] = {"assignee_agent": agent}
-    check_same_company(issue.company_id, changes)
-    check_assignees(changes)
     previous_agent = issue.assignee_agent_id
-    ended_run = end_holder_run(issue, "reassigned")
-    diff = move(actor, issue, Status.TODO, action="reassign")  # leaving in_progress drops the lock
-    diff |= apply_changes(issue, changes)
+    ended_run = end_holder_run(actor, issue, "reassigned")
+    # Leaving in_progress drops the lock, so the new assignee is set on an unlocked issue (the
+    # transaction undoes all of it if the agent cannot be assigned).
+    diff = move(actor, issue, Status.TODO, action="reassign")
+    diff |= set_assignee(actor, issue, {"assignee_agent": agent})
     issue.status_reason = StatusReason.REASSIGNED
     _save(
         actor,
@@ -118,8 +117,7 @@ def issue_reassign(*, actor: Actor, issue: Issue, agent: Agent, reason: str = ""
 @transaction.atomic
 def issue_cancel(*, actor: Actor, issue: Issue, reason: str = "") -> Issue:
     """Any open issue → cancelled; a live run holding it is stopped. The reason is kept."""
-    issue = _begin(actor, issue, "cancel")
-    hold_lock(actor, issue)
+    issue = _begin(actor, issue)
     diff = move(actor, issue, Status.CANCELLED, action="cancel")
     _save(actor, issue, "issue.cancelled", {"reason": reason, "changes": diff})
     return issue

@@ -17,7 +17,13 @@ from companies.authentication import board_actor
 from companies.models import ActivityEvent
 from issues import services
 from issues.models import Comment
-from paperclip.errors import Conflict, InvalidTransition, NotAllowed, Unprocessable
+from paperclip.errors import (
+    Conflict,
+    InvalidTransition,
+    NotAllowed,
+    NotAuthenticated,
+    Unprocessable,
+)
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +201,66 @@ def test_patch_to_cancelled_stops_the_live_run_like_the_cancel_verb(board, compa
     run.refresh_from_db()
     assert (run.status, run.exit_reason) == ("cancelled", "cancelled")
     assert response.json()["checkoutRunId"] is None
+
+
+def as_run(agent, run):
+    return agent_actor(agent, run_id=run.pk, run=run)
+
+
+def test_the_assignee_reassigns_its_running_work_only_from_the_holding_run(company, agent, peer):
+    issue, run = running(company, agent)
+    other_run = factories.HeartbeatRunFactory(
+        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now()
+    )
+
+    with pytest.raises(NotAuthenticated):
+        services.issue_reassign(actor=agent_actor(agent), issue=issue, agent=peer)
+    with pytest.raises(Conflict) as refused:
+        services.issue_reassign(actor=as_run(agent, other_run), issue=issue, agent=peer)
+
+    assert refused.value.code == "run_ownership_conflict"
+    run.refresh_from_db()
+    issue.refresh_from_db()
+    assert (run.status, issue.assignee_agent_id) == ("running", agent.pk)
+
+
+def test_the_holder_hands_its_work_over_from_its_own_run_and_keeps_running(company, agent, peer):
+    issue, run = running(company, agent)
+
+    services.issue_reassign(actor=as_run(agent, run), issue=issue, agent=peer)
+
+    run.refresh_from_db()
+    issue.refresh_from_db()
+    assert (issue.assignee_agent_id, issue.status) == (peer.pk, "todo")
+    assert run.status == "running"  # its own run goes on with its other work
+
+
+def test_cancelling_one_issue_of_a_run_holding_two_leaves_the_run_and_the_other_issue(
+    actor, company, agent
+):
+    first, run = running(company, agent)
+    second = factories.IssueFactory(
+        company=company, status="in_progress", assignee_agent=agent, checkout_run=run
+    )
+
+    response_issue = services.issue_cancel(actor=actor, issue=first)
+
+    run.refresh_from_db()
+    second.refresh_from_db()
+    assert response_issue.status == "cancelled"
+    assert run.status == "running"
+    assert (second.status, second.checkout_run_id) == ("in_progress", run.pk)
+    services.issue_update(actor=as_run(agent, run), issue=second, changes={"title": "Still mine"})
+
+
+def test_the_holder_may_patch_its_issue_to_another_assignee(company, agent, peer):
+    issue, run = running(company, agent)
+
+    services.issue_update(
+        actor=as_run(agent, run),
+        issue=issue,
+        changes={"assignee_agent": peer, "status": "todo"},
+    )
+
+    issue.refresh_from_db()
+    assert (issue.assignee_agent_id, issue.status, issue.checkout_run_id) == (peer.pk, "todo", None)
