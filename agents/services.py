@@ -7,14 +7,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agents.delivery import new_webhook_secret
+from agents.delivery import check_wake_url, new_webhook_secret
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import apply_changes, log_change
 from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
 from paperclip.actors import Actor
-from paperclip.errors import Conflict, NotAllowed, validation_error
+from paperclip.errors import Conflict, NotAllowed, ValidationFailed, validation_error
+from paperclip.targets import TargetRefused
 
 
 def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
@@ -29,10 +30,25 @@ def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
         raise validation_error("reportsTo", "This would make a reporting cycle.")
 
 
+def validate_adapter_config(config: Any) -> None:
+    """An adapter config is a JSON object; its wake `url`, when given, one we may POST to
+    (`check_wake_url`: http(s), an address the target rules allow). Whoever writes it: the API,
+    the admin, a hire."""
+    if not isinstance(config, dict):
+        raise validation_error("adapterConfig", "Must be a JSON object.")
+    if config.get("url") is None:
+        return
+    try:
+        check_wake_url(config["url"])
+    except TargetRefused as exc:
+        raise ValidationFailed(details={"adapterConfig": {"url": [exc.reason]}}) from None
+
+
 @transaction.atomic
 def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Agent:
     ensure_board(actor, company.pk)
     agent = Agent(company=company, webhook_secret=new_webhook_secret(), **data)
+    validate_adapter_config(agent.adapter_config)
     validate_reports_to(agent, agent.reports_to)
     agent.save()
     log_change(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
@@ -45,6 +61,8 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if "reports_to" in changes:
         validate_reports_to(agent, changes["reports_to"])
+    if "adapter_config" in changes:
+        validate_adapter_config(changes["adapter_config"])
     diff = apply_changes(agent, changes)
     if diff:
         agent.save()

@@ -9,13 +9,11 @@ from rest_framework.response import Response
 
 from agents import selectors, services
 from agents.api.runs import WokenRunSerializer
-from agents.delivery import check_wake_url
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 from paperclip.ids import looks_like_id
-from paperclip.targets import TargetRefused
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})
@@ -73,18 +71,6 @@ class AgentSerializer(CamelModelSerializer):
         # Name uniqueness is case-insensitive per company; the service checks it with the
         # company known, so the model's constraint is not re-validated here.
         validators: list = []
-
-    def validate_adapter_config(self, value: dict) -> dict:
-        """A wake URL, when given, must be one we can POST to (agents without one poll), at an
-        address we may send to (paperclip.targets; checked again at each delivery)."""
-        url = value.get("url")
-        if url is None:
-            return value
-        try:
-            check_wake_url(url)
-        except TargetRefused as exc:
-            raise serializers.ValidationError({"url": [exc.reason]}) from None
-        return value
 
     def validate_name(self, value: str) -> str:
         company = self.context.get("company")

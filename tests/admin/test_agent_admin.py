@@ -96,3 +96,21 @@ def test_a_name_taken_in_the_company_is_a_form_error(staff, agent):
     ]
     agent.refresh_from_db()
     assert agent.name == "Builder"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ('{"url": "http://169.254.169.254/latest/meta-data/"}', "adapterConfig"),
+        ("[1]", "adapterConfig: Must be a JSON object."),
+    ],
+)
+def test_the_admin_cannot_store_an_adapter_config_the_api_refuses(staff, agent, config, message):
+    data = form_data(staff.get(change_url(agent))) | {"adapter_config": config}
+
+    response = staff.post(change_url(agent), data, follow=True)
+
+    assert any(message in text for text in messages_of(response)), messages_of(response)
+    agent.refresh_from_db()
+    assert agent.adapter_config == {}
+    assert not ActivityEvent.objects.filter(action="agent.updated").exists()
