@@ -66,9 +66,11 @@ def record_delete(*, actor: Actor, record) -> None:
 @transaction.atomic
 def project_pause(*, actor: Actor, project: Project, reason: str = "") -> Project:
     """Pause a project: its issues refuse checkout until it is resumed (DESIGN §5). The status
-    is left as it is. Pausing a paused project changes nothing and logs nothing."""
+    is left as it is. Pausing a paused project changes nothing and logs nothing.
+
+    Board only, like pausing an agent: a pause is the humans' brake on the agents' work."""
+    ensure_board(actor, project.company_id)
     project = Project.objects.select_for_update().get(pk=project.pk)
-    ensure_can_write(actor, project.company_id)
     if project.is_paused:
         return project
     project.paused_at = timezone.now()
@@ -81,9 +83,9 @@ def project_pause(*, actor: Actor, project: Project, reason: str = "") -> Projec
 @transaction.atomic
 def project_resume(*, actor: Actor, project: Project) -> Project:
     """Resume a paused project: checkout works again, the status is the one it kept. Resuming a
-    project that is not paused changes nothing and logs nothing."""
+    project that is not paused changes nothing and logs nothing. Board only."""
+    ensure_board(actor, project.company_id)
     project = Project.objects.select_for_update().get(pk=project.pk)
-    ensure_can_write(actor, project.company_id)
     if not project.is_paused:
         return project
     previous = {"pausedAt": project.paused_at, "reason": project.pause_reason}

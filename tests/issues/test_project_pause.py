@@ -87,16 +87,18 @@ def test_pause_without_a_body_is_a_manual_pause(board, project):
     assert response.json()["pausedAt"] == iso(project.paused_at)
 
 
-def test_an_agent_of_the_company_may_pause_its_project(agent, project):
-    response = live_client(agent).post(f"/api/projects/{project.pk}/pause", {}, format="json")
+@pytest.mark.parametrize("verb", ["pause", "resume"])
+def test_an_agent_may_neither_pause_nor_resume_a_project(board, agent, project, verb):
+    board.post(f"/api/projects/{project.pk}/pause", {}, format="json")
+    paused_at = Project.objects.get(pk=project.pk).paused_at
 
-    assert response.status_code == 200, response.json()
+    response = live_client(agent).post(f"/api/projects/{project.pk}/{verb}", {}, format="json")
+
+    assert response.status_code == 403
+    assert response.json() == {"error": "Board access required", "code": "forbidden"}
     project.refresh_from_db()
-    assert project.paused_at is not None
-    assert (rows("project.paused")[0].actor_type, rows("project.paused")[0].actor_id) == (
-        "agent",
-        agent.pk,
-    )
+    assert project.paused_at == paused_at
+    assert len(rows("project.paused")) == 1 and not rows("project.resumed")
 
 
 def test_pausing_a_paused_project_changes_nothing_and_logs_nothing(board, project):
