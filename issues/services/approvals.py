@@ -18,6 +18,7 @@ from issues.models import (
     ApprovalComment,
     Issue,
 )
+from issues.services.relations import check_same_company
 from issues.services.rows import log
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
@@ -42,6 +43,7 @@ def approval_create(
 ) -> Approval:
     """An agent (or the board) asks the board for a decision, linking the issues it concerns."""
     ensure_can_write(actor, company.pk)
+    check_same_company(company.pk, {"issue_ids": issues})
     if type == Approval.Type.HIRE_AGENT:
         _check_hire_request(company.pk, payload)
     approval = Approval.objects.create(
@@ -247,6 +249,7 @@ def approval_comment_create(*, actor: Actor, approval: Approval, body: str) -> A
 def approval_link_issue(*, actor: Actor, approval: Approval, issue: Issue) -> Approval:
     """Link an issue to an approval (idempotent: an existing link logs nothing)."""
     ensure_can_write(actor, approval.company_id)
+    check_same_company(approval.company_id, {"issue_id": issue})
     if approval.issues.filter(pk=issue.pk).exists():
         return approval
     approval.issues.add(issue)

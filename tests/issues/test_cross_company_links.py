@@ -51,3 +51,33 @@ def test_an_issue_cannot_be_assigned_to_a_user_outside_the_company(company, boar
         )
 
     assert refused.value.details == {"assigneeUserId": ["Must be a member of the issue's company."]}
+
+
+def test_an_approval_cannot_link_another_companys_issue(company, board_user, other_company):
+    foreign = factories.IssueFactory(company=other_company)
+    actor = board_actor(board_user)
+
+    with pytest.raises(ValidationFailed) as at_creation:
+        services.approval_create(
+            actor=actor, company=company, type="approve_ceo_strategy", payload={}, issues=[foreign]
+        )
+    approval = services.approval_create(
+        actor=actor, company=company, type="approve_ceo_strategy", payload={}, issues=[]
+    )
+    with pytest.raises(ValidationFailed) as by_link:
+        services.approval_link_issue(actor=actor, approval=approval, issue=foreign)
+
+    assert at_creation.value.details == {"issueIds": ["Must belong to the issue's company."]}
+    assert by_link.value.details == {"issueId": ["Must belong to the issue's company."]}
+    assert not approval.issues.exists()
+
+
+@pytest.mark.django_db
+def test_an_issues_runs_list_shows_no_run_of_another_company(board, company, other_agent):
+    issue = factories.IssueFactory(company=company)
+    factories.HeartbeatRunFactory(agent=other_agent, issue_id=issue.pk)
+
+    response = board.get(f"/api/issues/{issue.pk}/runs")
+
+    assert response.status_code == 200
+    assert response.json() == []
