@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from agents.models import HeartbeatRun
+from paperclip.access import refuse_dead_run
 from paperclip.actors import Actor
 from paperclip.errors import NotAuthenticated, Unprocessable, ValidationFailed
 from paperclip.ids import looks_like_id
@@ -103,10 +104,5 @@ def resolve_run(actor: Actor, *, required: bool) -> HeartbeatRun | None:
             raise NotAuthenticated("Agent run id required", code="run_id_required")
         return None
     run = actor.run or own_run(actor.run_id, actor.agent)
-    if not run.is_live:
-        raise Unprocessable(
-            f"Run is not live ({run.status})",
-            code="run_not_live",
-            details={"runId": run.pk, "status": run.status, "leaseExpiresAt": run.lease_expires_at},
-        )
+    refuse_dead_run(run)
     return run

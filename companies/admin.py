@@ -20,7 +20,6 @@ from django.db import models
 from django.http import HttpResponseRedirect
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
-from rest_framework.exceptions import APIException
 
 from companies import services
 from companies.authentication import board_actor
@@ -28,7 +27,7 @@ from companies.models import ActivityEvent, BoardToken, Company, Membership, Use
 from paperclip.errors import DomainError, from_fsm
 
 # What a service raises when it refuses a change: shown to the admin user, never a 500.
-SERVICE_REFUSALS = (DomainError, APIException, TransitionNotAllowed, ConcurrentTransition)
+SERVICE_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
 
 
 def _flatten(detail: Any) -> list[str]:
@@ -60,8 +59,6 @@ def refusal_message(exc: Exception) -> str:
             run, agent = exc.details["checkoutRunId"], exc.details.get("assigneeAgentId")
             return f"{exc.message} (run {run}, agent {agent})"
         return exc.message
-    if isinstance(exc, APIException):
-        return " ".join(_flatten(exc.detail))
     return str(exc)
 
 

@@ -56,8 +56,13 @@ def ensure_live_run(actor: Actor) -> None:
     The run was checked to be the caller's own when the request authenticated; here, whether it
     may still write. Board callers' run headers are ignored (DESIGN §3).
     """
-    run = actor.run if actor.is_agent else None
-    if run is not None and not run.is_live:
+    if actor.is_agent and actor.run is not None:
+        refuse_dead_run(actor.run)
+
+
+def refuse_dead_run(run) -> None:
+    """422 `run_not_live` for a finished, cancelled, timed-out or expired run."""
+    if not run.is_live:
         raise Unprocessable(
             f"Run is not live ({run.status})",
             code="run_not_live",

@@ -14,9 +14,10 @@ from django.db.models import Case, Count, IntegerField, Value, When
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from django_fsm import TransitionNotAllowed
 
 from companies.admin import (
+    SERVICE_REFUSALS,
     CompanyScopedAdmin,
     ReadOnlyInline,
     SameCompanyForm,
@@ -27,7 +28,6 @@ from companies.admin import (
 from companies.authentication import board_actor
 from issues import services
 from issues.models import Approval, ApprovalComment
-from paperclip.errors import DomainError
 
 DECISION_LABELS = {
     "approve": "Approve",
@@ -35,7 +35,6 @@ DECISION_LABELS = {
     "request_revision": "Request revision",
 }
 # Decisions the board cannot make on an approval (a bad state, a read-only seat): shown, not 500.
-DECISION_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
 
 
 class ApprovalForm(SameCompanyForm):
@@ -185,7 +184,7 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
                     changed += 1
                 else:
                     unchanged += 1
-            except DECISION_REFUSALS as exc:
+            except SERVICE_REFUSALS as exc:
                 self.message_user(request, refusal(approval, decision, exc), messages.ERROR)
         target = services.DECISIONS[decision]
         if changed:
