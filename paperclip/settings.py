@@ -55,7 +55,7 @@ DEBUG = env_bool("DEBUG", False)
 PAPERCLIP_VAR_DIR = Path(env_str("PAPERCLIP_VAR_DIR") or BASE_DIR / "var").expanduser()
 
 SECRET_KEY_MIN_LENGTH = 50
-_SECRET_KEY_ADVICE = (
+PAPERCLIP_SECRET_KEY_ADVICE = _SECRET_KEY_ADVICE = (
     "Production must set SECRET_KEY to a random string of at least "
     f"{SECRET_KEY_MIN_LENGTH} characters, the same on every host, e.g. "
     "python -c 'import secrets; print(secrets.token_urlsafe(50))'."

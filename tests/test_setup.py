@@ -155,3 +155,44 @@ def test_the_var_dir_is_git_ignored():
     )
 
     assert result.stdout.splitlines() == paths
+
+
+IMPORT_WSGI = "import paperclip.wsgi; print('served')"
+
+
+def test_a_server_with_debug_off_refuses_the_per_install_secret_saying_what_to_set(clone):
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_WSGI],
+        env=fresh_env(clone),
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set and DEBUG is off" in result.stderr
+    assert PRODUCTION_ADVICE in result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"SECRET_KEY": "k" * 60},
+        {"DEBUG": "1"},
+        {"PAPERCLIP_ALLOW_VAR_SECRET": "1"},
+    ],
+    ids=["secret-key-set", "debug-on", "single-host-opt-in"],
+)
+def test_a_server_starts_with_a_secret_key_with_debug_on_or_when_opted_in(clone, extra):
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_WSGI],
+        env=fresh_env(clone, **extra),
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "served"
