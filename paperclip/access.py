@@ -32,7 +32,8 @@ def ensure_can_write(actor: Actor, company_id: str, *, check_run: bool = True) -
 
 
 def ensure_board(actor: Actor, company_id: str) -> None:
-    """Board users only (humans with a writable seat); agents get 403."""
+    """Board users with a writable seat (and the system actor of the ops commands); agents get
+    403."""
     if not actor.is_board and actor.type != "system":
         raise NotAllowed("Board access required")
     ensure_can_write(actor, company_id)

@@ -21,6 +21,7 @@ from issues.services.comments import add_comment
 from issues.services.relations import (
     check_assignees,
     check_same_company,
+    lock_company_graph,
     refuse_cycle,
     refuse_dependency_cycle,
 )
@@ -41,6 +42,7 @@ from paperclip.errors import (
 M2M_FIELDS = ("labels", "dependencies")
 M2M_WIRE_NAMES = {"labels": "labelIds", "dependencies": "dependencyIds"}
 ASSIGNEE_FIELDS = ("assignee_agent", "assignee_user")
+GRAPH_FIELDS = {"parent", "dependencies"}
 
 
 def _allocate_number(company: Company) -> int:
@@ -108,6 +110,10 @@ def issue_update(
 
     Frozen when terminal: only a comment (or the board's reopen first) is accepted.
     """
+    if GRAPH_FIELDS & changes.keys():
+        # The company's graph lock comes before the issue's row lock, as for every graph edit
+        # (taken the other way round, two edits closing a cycle would deadlock).
+        lock_company_graph(issue.company_id)
     issue = lock_issue(issue)
     check_if_match(issue, if_match)
     ensure_can_write(actor, issue.company_id)

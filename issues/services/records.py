@@ -13,7 +13,7 @@ from issues.models import (
     Goal,
     Project,
 )
-from issues.services.relations import refuse_cycle
+from issues.services.relations import lock_company_graph, refuse_cycle
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.naming import camel
@@ -35,6 +35,8 @@ def record_create(*, actor: Actor, company: Company, model: type, data: dict[str
 @transaction.atomic
 def record_update(*, actor: Actor, record, changes: dict[str, Any]):
     model = type(record)
+    if "parent" in changes:
+        lock_company_graph(record.company_id)  # before the row, as every graph edit does
     record = model.objects.select_for_update().get(pk=record.pk)
     ensure_can_write(actor, record.company_id)
     changes = dict(changes)

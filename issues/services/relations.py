@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from companies.models import Company
 from paperclip.errors import (
     Unprocessable,
     ValidationFailed,
@@ -51,8 +52,15 @@ def check_assignees(changes: dict[str, Any]) -> None:
         raise Unprocessable("Cannot assign a terminated agent", code="agent_terminated")
 
 
+def lock_company_graph(company_id: str) -> None:
+    """Serialize the changes that must keep a company's graphs (parents, dependencies) acyclic:
+    the company row's lock, held until the transaction ends."""
+    Company.objects.select_for_update().filter(pk=company_id).values_list("pk").first()
+
+
 def refuse_cycle(record, parent, *, kind: str) -> None:
     """A record (issue or goal) may not become its own ancestor through `parent`."""
+    lock_company_graph(record.company_id)
     node, depth = parent, 0
     while node is not None and depth < 1000:
         if node.pk == record.pk:
@@ -69,7 +77,10 @@ def refuse_dependency_cycle(issue, dependencies) -> None:
 
     Walks the dependency graph from the new dependencies one level per query; the graph of one
     company is small, and a cycle found anywhere is refused (422 `dependency_cycle`).
+    Dependency changes in one company queue on its row, so two concurrent edits (a on b, b on a)
+    cannot each pass before the other commits.
     """
+    lock_company_graph(issue.company_id)
     through = type(issue).dependencies.through
     frontier = {dependency.pk for dependency in dependencies}
     seen: set[str] = set()

@@ -1,8 +1,9 @@
 """The lifecycle verbs (DESIGN §8): assign, reassign, cancel, review.
 
 Each is one transaction on the locked issue: who may act, then the same steps PATCH uses
-(`issues.services.steps`), one activity row, and the wakes the change calls for. The `/v1`
-dialect calls them by name; `/api`'s PATCH reaches the same steps through its fields.
+(`issues.services.steps`), one activity row, and the wakes the change calls for. They are the
+verbs the `/v1` dialect exposes by name (DESIGN §8); `/api`'s PATCH reaches the same steps
+through its fields.
 """
 
 from __future__ import annotations
