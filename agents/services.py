@@ -44,12 +44,22 @@ def validate_adapter_config(config: Any) -> None:
         raise ValidationFailed(details={"adapterConfig": {"url": [exc.reason]}}) from None
 
 
+def refuse_taken_name(company_id: str, name: str, *, agent_id: str | None = None) -> None:
+    """Agent names are unique in a company, case-insensitively (mentions find agents by name)."""
+    clash = Agent.objects.for_company(company_id).filter(name__iexact=name)
+    if agent_id is not None:
+        clash = clash.exclude(pk=agent_id)
+    if clash.exists():
+        raise validation_error("name", "An agent with this name already exists.")
+
+
 @transaction.atomic
 def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Agent:
     ensure_board(actor, company.pk)
     agent = Agent(company=company, webhook_secret=new_webhook_secret(), **data)
     validate_adapter_config(agent.adapter_config)
     validate_reports_to(agent, agent.reports_to)
+    refuse_taken_name(company.pk, agent.name)
     agent.save()
     log_change(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
     return agent
@@ -63,6 +73,8 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
         validate_reports_to(agent, changes["reports_to"])
     if "adapter_config" in changes:
         validate_adapter_config(changes["adapter_config"])
+    if "name" in changes:
+        refuse_taken_name(agent.company_id, changes["name"], agent_id=agent.pk)
     diff = apply_changes(agent, changes)
     if diff:
         agent.save()

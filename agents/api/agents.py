@@ -72,17 +72,6 @@ class AgentSerializer(CamelModelSerializer):
         # company known, so the model's constraint is not re-validated here.
         validators: list = []
 
-    def validate_name(self, value: str) -> str:
-        company = self.context.get("company")
-        if company is None:
-            return value
-        clash = Agent.objects.for_company(company.pk).filter(name__iexact=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise serializers.ValidationError("An agent with this name already exists.")
-        return value
-
 
 class AgentCreatedSerializer(AgentSerializer):
     """The hire's answer: the one time the wake-signing secret is shown."""
