@@ -496,3 +496,21 @@ def test_a_key_request_with_an_unknown_field_is_400_and_creates_no_key(board, ag
         "details": {"expiresAt": ["Unknown field."]},
     }
     assert not agent.api_keys.exists()
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_name_another_agent_of_the_company_has_is_400_whatever_its_case(
+    board, company, agent, method
+):
+    other = factories.AgentFactory(company=company, name="Scout")
+    url = f"/api/companies/{company.pk}/agents" if method == "post" else f"/api/agents/{agent.pk}"
+
+    response = getattr(board, method)(url, {"name": "scout"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "Validation failed",
+        "code": "validation_error",
+        "details": {"name": ["An agent with this name already exists."]},
+    }
+    assert list(Agent.objects.filter(name__iexact="scout")) == [other]
