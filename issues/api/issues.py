@@ -28,7 +28,7 @@ from issues.models import (
     Project,
     Status,
 )
-from paperclip.api.fields import CompanyScopedRelatedField
+from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ScopedViewSet
 
@@ -241,7 +241,7 @@ class IssueWriteSerializer(CamelSerializer):
     budget_usd = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False
     )
-    due_at = serializers.DateTimeField(allow_null=True, required=False)
+    due_at = DateTimeField(allow_null=True, required=False)
 
     def validate(self, attrs):
         if "blocked_by" in attrs:

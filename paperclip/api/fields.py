@@ -27,3 +27,16 @@ class CompanyScopedRelatedField(serializers.PrimaryKeyRelatedField):
         if not isinstance(data, str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         return super().to_internal_value(data)
+
+
+class DateTimeField(serializers.DateTimeField):
+    """A timestamp the wire can write back: `DATETIME_FORMAT` has a four-digit year, so years
+    before 1000 (which `%Y` would write with fewer digits, not ISO 8601) are refused."""
+
+    default_error_messages = {"year": "Must be between the years 1000 and 9999."}
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if moment.year < 1000:
+            self.fail("year")
+        return moment

@@ -886,3 +886,28 @@ def test_list_query_count_does_not_grow_with_the_number_of_dependencies(board, c
 
     assert len(many) == len(few)
     assert len(without_savepoints(many)) == LIST_QUERIES
+
+
+@pytest.mark.parametrize("due", ["0121-04-12T03:27:53Z", "0999-12-31T23:59:59Z"])
+def test_a_due_date_before_the_year_1000_is_400_not_a_date_the_api_cannot_write_back(
+    board, company, due
+):
+    issue = factories.IssueFactory(company=company)
+
+    response = board.patch(f"/api/issues/{issue.pk}", {"dueAt": due}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {"dueAt": ["Must be between the years 1000 and 9999."]}
+    issue.refresh_from_db()
+    assert issue.due_at is None
+
+
+def test_a_due_date_in_the_year_1000_round_trips_in_iso_8601(board, company):
+    issue = factories.IssueFactory(company=company)
+
+    response = board.patch(
+        f"/api/issues/{issue.pk}", {"dueAt": "1000-01-02T03:04:05Z"}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.json()["dueAt"] == "1000-01-02T03:04:05.000000Z"
