@@ -13,7 +13,7 @@ from agents.models import HeartbeatRun
 from paperclip.access import refuse_dead_run
 from paperclip.actors import Actor
 from paperclip.errors import NotAuthenticated, Unprocessable, ValidationFailed
-from paperclip.ids import looks_like_id
+from paperclip.ids import parse_id
 from paperclip.keys import derived_key, derived_keys
 
 RUN_TOKEN_AUDIENCE = "paperclip-run"
@@ -57,10 +57,12 @@ def check_run_header(run_id: str | None, token_run_id: str | None) -> str | None
     """The run id a request speaks for: the header's, which must match a run token's run."""
     if run_id is None:
         return token_run_id
-    if not looks_like_id(run_id, "run"):
+    parsed = parse_id(run_id, "run")
+    if parsed is None:
         raise ValidationFailed(
             "Malformed run id", code="run_id_malformed", details={"runId": run_id}
         )
+    run_id = parsed
     if token_run_id is not None and run_id != token_run_id:
         raise Unprocessable(
             "X-Paperclip-Run-Id does not match the run token",

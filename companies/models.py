@@ -10,7 +10,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
-from paperclip.ids import PrefixedIdField
+from paperclip.ids import PrefixedIdField, parse_id
 from paperclip.tenancy import CompanyScopedQuerySet
 from paperclip.timestamps import OneClockTimestamps
 
@@ -26,7 +26,8 @@ class User(AbstractUser):
 
 class CompanyQuerySet(models.QuerySet):
     def by_ref(self, ref: str):
-        return self.filter(pk=ref)
+        pk = parse_id(ref, "cmp")
+        return self.filter(pk=pk) if pk else self.none()
 
     def visible_to(self, actor):
         if actor.is_instance_admin:

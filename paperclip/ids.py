@@ -1,17 +1,21 @@
-"""Prefixed, k-sortable ids (`iss_01j...`), the wire's and the database's primary keys.
+"""Prefixed, k-sortable ids (`iss_01j...`), the database's primary keys, and their two wire forms.
 
 A ULID sorts by creation time, so ids make stable cursors and readable logs; the prefix tells a
-reader (and a validator) what kind of object an id names.
+reader (and a validator) what kind of object an id names. The same 128 bits can be written as a
+UUID (`01a230d4-70fe-...`, what Paperclip's own clients send, DESIGN §5): `parse_id` is the one
+place that reads either form into the stored one.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 
 from django.db import models
 from ulid import ULID
 
 ID_PATTERN = re.compile(r"^[a-z]{2,3}_[0-9a-z]{26}$")
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 def new_id(prefix: str) -> str:
@@ -19,7 +23,25 @@ def new_id(prefix: str) -> str:
 
 
 def looks_like_id(value: str, prefix: str) -> bool:
-    return bool(ID_PATTERN.match(value)) and value.startswith(f"{prefix}_")
+    """Whether `value` names an object of kind `prefix`, in either wire form."""
+    return parse_id(value, prefix) is not None
+
+
+def parse_id(value: object, prefix: str) -> str | None:
+    """The stored id (`prefix_<ulid>`) that `value` writes, as `prefix_<ulid>` or as a UUID; None
+    when it is neither (or names another kind of object), so callers answer 400 or 404."""
+    if not isinstance(value, str):
+        return None
+    if ID_PATTERN.match(value):
+        return value if value.startswith(f"{prefix}_") else None
+    if UUID_PATTERN.match(value):
+        return f"{prefix}_{str(ULID.from_uuid(uuid.UUID(value))).lower()}"
+    return None
+
+
+def as_uuid(stored_id: str) -> str:
+    """The UUID form of a stored id (`iss_01m8...` → `01a230d4-...`)."""
+    return str(ULID.from_str(stored_id.split("_", 1)[1].upper()).to_uuid())
 
 
 class PrefixedIdField(models.CharField):

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from paperclip.actors import Actor
+from paperclip.ids import parse_id
 
 
 def unique_name_per_company(model_label: str) -> models.UniqueConstraint:
@@ -27,8 +28,10 @@ class CompanyScopedQuerySet(models.QuerySet):
     company_lookup = "company_id"
 
     def by_ref(self, ref: str):
-        """The row an URL or a body names (by id; issues also take their identifier)."""
-        return self.filter(pk=ref)
+        """The row an URL or a body names, by id in either wire form (issues also take their
+        identifier); a malformed id names nothing."""
+        pk = parse_id(ref, self.model._meta.pk.prefix)
+        return self.filter(pk=pk) if pk else self.none()
 
     def for_company(self, company_id: str):
         return self.filter(**{self.company_lookup: company_id})

@@ -13,7 +13,7 @@ from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
-from paperclip.ids import looks_like_id
+from paperclip.ids import parse_id
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})
@@ -125,15 +125,15 @@ class WakeupSerializer(CamelSerializer):
 
     def validate_payload(self, value: dict) -> dict:
         """Ids in the payload become the run's context (and its issue): they must look right."""
+        parsed = {key: parse_id(value[key], p) for key, p in WAKE_ID_KEYS.items() if key in value}
         bad = {
-            key: [f"Expected an id like {prefix}_..."]
-            for key, prefix in WAKE_ID_KEYS.items()
-            if key in value
-            and not (isinstance(value[key], str) and looks_like_id(value[key], prefix))
+            key: [f"Expected an id like {WAKE_ID_KEYS[key]}_... (or its UUID)"]
+            for key, pk in parsed.items()
+            if pk is None
         }
         if bad:
             raise serializers.ValidationError(bad)
-        return value
+        return {**value, **parsed}
 
 
 class WebhookSecretSerializer(CamelSerializer):

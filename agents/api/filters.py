@@ -3,12 +3,13 @@ from __future__ import annotations
 import django_filters
 
 from agents.models import HeartbeatRun
+from paperclip.api.filters import IdFilter
 
 
 class HeartbeatRunFilter(django_filters.FilterSet):
-    agentId = django_filters.CharFilter(field_name="agent_id")
+    agentId = IdFilter(field_name="agent_id", prefix="agt")
     status = django_filters.ChoiceFilter(choices=HeartbeatRun.Status.choices)
-    issueId = django_filters.CharFilter(field_name="issue_id")
+    issueId = IdFilter(field_name="issue_id", prefix="iss")
 
     class Meta:
         model = HeartbeatRun

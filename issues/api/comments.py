@@ -16,6 +16,7 @@ from issues.models import (
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 from paperclip.errors import NotFound, ValidationFailed
+from paperclip.ids import parse_id
 
 
 class CommentSerializer(CamelModelSerializer):
@@ -72,7 +73,7 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
                 details=names,
             )
         name, after = next(iter(names.items()))
-        anchor = Comment.objects.filter(issue=self.issue, pk=after).first()
+        anchor = Comment.objects.filter(issue=self.issue, pk=parse_id(after, "cmt")).first()
         if anchor is None:
             raise ValidationFailed(f"{name} names no comment of this issue", details={name: after})
         return (anchor.created_at, anchor.pk)

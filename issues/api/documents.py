@@ -22,6 +22,7 @@ from issues.models import (
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
 from paperclip.errors import ValidationFailed
+from paperclip.ids import parse_id
 
 KEY_PATTERN = re.compile(DOCUMENT_KEY)
 
@@ -52,6 +53,10 @@ class DocumentPutSerializer(CamelSerializer):
         max_length=500, required=False, allow_blank=True, default=""
     )
     base_revision_id = serializers.CharField(required=False, allow_null=True, default=None)
+
+    def validate_base_revision_id(self, value: str | None) -> str | None:
+        # Either wire form; an id that is neither stays as sent, so the 409 names it.
+        return (parse_id(value, "rev") or value) if value else value
 
     def validate_body(self, value: str) -> str:
         if len(value.encode()) > DOCUMENT_BODY_MAX:

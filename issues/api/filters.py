@@ -7,6 +7,8 @@ from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 
 from issues.models import Issue, Status
+from paperclip.api.filters import IdFilter
+from paperclip.ids import parse_id
 
 
 class IssueFilter(django_filters.FilterSet):
@@ -14,14 +16,14 @@ class IssueFilter(django_filters.FilterSet):
     assigneeAgentId = django_filters.CharFilter(
         method="filter_assignee_agent", help_text="An agent id, or `null` for unassigned"
     )
-    assigneeUserId = django_filters.CharFilter(field_name="assignee_user_id")
-    projectId = django_filters.CharFilter(field_name="project_id")
-    goalId = django_filters.CharFilter(field_name="goal_id")
-    teamId = django_filters.CharFilter(field_name="team_id")
+    assigneeUserId = IdFilter(field_name="assignee_user_id", prefix="usr")
+    projectId = IdFilter(field_name="project_id", prefix="prj")
+    goalId = IdFilter(field_name="goal_id", prefix="gol")
+    teamId = IdFilter(field_name="team_id", prefix="tm")
     parentId = django_filters.CharFilter(
         method="filter_parent", help_text="An issue id, or `null` for top-level issues"
     )
-    labelId = django_filters.CharFilter(field_name="labels__id")
+    labelId = IdFilter(field_name="labels__id", prefix="lbl")
     q = django_filters.CharFilter(
         method="filter_search", help_text="Title, identifier, description"
     )
@@ -40,12 +42,15 @@ class IssueFilter(django_filters.FilterSet):
     def filter_assignee_agent(self, queryset, name, value):
         if value == "null":
             return queryset.filter(assignee_agent__isnull=True)
-        return queryset.filter(assignee_agent_id=value)
+        pk = parse_id(value, "agt")  # a malformed id names no agent (never "unassigned")
+        return queryset.filter(assignee_agent_id=pk) if pk else queryset.none()
 
     def filter_parent(self, queryset, name, value):
         if value == "null":
             return queryset.filter(parent__isnull=True)
-        return queryset.filter(Q(parent_id=value) | Q(parent__identifier=value.upper()))
+        pk = parse_id(value, "iss")
+        by_identifier = Q(parent__identifier=value.upper())
+        return queryset.filter(Q(parent_id=pk) | by_identifier if pk else by_identifier)
 
     def filter_search(self, queryset, name, value):
         value = value.strip()

@@ -31,6 +31,7 @@ from issues.models import (
 from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.ids import parse_id
 
 
 class IssueRefField(CompanyScopedRelatedField):
@@ -354,7 +355,7 @@ class HeartbeatContextSerializer(CamelModelSerializer):
         }
 
     def get_wake_comment(self, issue: Issue) -> dict | None:
-        comment_id = self.context.get("wake_comment_id")
+        comment_id = parse_id(self.context.get("wake_comment_id"), "cmt")
         comment = issue.comments.filter(pk=comment_id).first() if comment_id else None
         return CommentSerializer(comment).data if comment else None
 

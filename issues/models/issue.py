@@ -11,7 +11,7 @@ from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transi
 from agents.models import Agent, HeartbeatRun, Team
 from companies.models import Company
 from issues.models.records import Goal, Label, Project
-from paperclip.ids import PrefixedIdField, looks_like_id
+from paperclip.ids import PrefixedIdField, parse_id
 from paperclip.tenancy import CompanyScopedQuerySet
 from paperclip.timestamps import OneClockTimestamps
 
@@ -45,8 +45,9 @@ INITIAL_STATUSES = (Status.BACKLOG, Status.TODO, Status.BLOCKED)
 class IssueQuerySet(CompanyScopedQuerySet):
     def by_ref(self, ref: str):
         """An issue by id (`iss_...`) or identifier (`ACM-12`, any case)."""
-        if looks_like_id(ref, "iss"):
-            return self.filter(pk=ref)
+        pk = parse_id(ref, "iss")
+        if pk:
+            return self.filter(pk=pk)
         return self.filter(identifier=ref.upper())
 
     def open(self):

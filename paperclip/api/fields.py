@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from paperclip.ids import parse_id
+
 
 class CompanyScopedRelatedField(serializers.PrimaryKeyRelatedField):
     """A related id that must name an object of the company in the serializer's context.
@@ -26,7 +28,11 @@ class CompanyScopedRelatedField(serializers.PrimaryKeyRelatedField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("incorrect_type", data_type=type(data).__name__)
-        return super().to_internal_value(data)
+        # Either wire form of the id (prefixed or UUID); anything else names nothing.
+        pk = parse_id(data, self.model._meta.pk.prefix)
+        if pk is None:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(pk)
 
 
 class DateTimeField(serializers.DateTimeField):

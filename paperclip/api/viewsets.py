@@ -60,9 +60,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def company(self):
         from companies.models import Company  # paperclip/ must not import apps at load time
 
-        company = (
-            Company.objects.visible_to(self.actor).filter(pk=self.kwargs["company_pk"]).first()
-        )
+        company = Company.objects.visible_to(self.actor).by_ref(self.kwargs["company_pk"]).first()
         if company is None:
             raise NotFound()
         return company
