@@ -25,6 +25,7 @@ from companies import services
 from companies.authentication import board_actor
 from companies.models import ActivityEvent, BoardToken, Company, Membership, User
 from paperclip.errors import DomainError, from_fsm
+from paperclip.ids import parse_id
 
 # What a service raises when it refuses a change: shown to the admin user, never a 500.
 SERVICE_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
@@ -126,6 +127,14 @@ class CompanyScopedAdmin(admin.options.BaseModelAdmin):
             return queryset
         ids = member_company_ids(request.user)
         return queryset.filter(**{f"{self.company_lookup}__in": ids})
+
+    def get_object(self, request, object_id, from_field=None):
+        # An id in the admin's URL may be written in either wire form (a UUID pasted from a
+        # Paperclip client finds the same row); anything else is looked up as Django would.
+        prefix = getattr(self.model._meta.pk, "prefix", None)
+        if from_field is None and prefix:
+            object_id = parse_id(object_id, prefix) or object_id
+        return super().get_object(request, object_id, from_field)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

@@ -9,6 +9,7 @@ from django.urls import reverse
 from agents.models import Agent
 from companies.models import ActivityEvent
 from issues.models import Approval, Status
+from paperclip.ids import as_uuid
 from tests import factories
 from tests.admin import buttons, change_link, messages_of, press
 
@@ -66,3 +67,12 @@ def test_agent_opened_from_the_changelist_shows_and_runs_pause_and_terminate(sta
     assert "Pause: done." in messages_of(response)
     agent.refresh_from_db()
     assert agent.status == Agent.Status.PAUSED
+
+
+def test_a_change_page_opens_with_the_issue_id_in_uuid_form(staff, company):
+    issue = factories.IssueFactory(company=company, title="Found by UUID")
+
+    response = staff.get(reverse("admin:issues_issue_change", args=[as_uuid(issue.pk)]))
+
+    assert response.status_code == 200
+    assert response.context["original"].pk == issue.pk
