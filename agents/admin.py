@@ -41,13 +41,8 @@ class TeamAdmin(CompanyScopedAdmin, ServiceAdmin):
     def update(self, request, obj, changes, form):
         return services.team_update(actor=board_actor(request.user), team=obj, changes=changes)
 
-    def delete_model(self, request, obj):
-        services.team_delete(actor=board_actor(request.user), team=obj)
-
-    def delete_queryset(self, request, queryset):
-        actor = board_actor(request.user)
-        for team in queryset:
-            services.team_delete(actor=actor, team=team)
+    def delete(self, actor, obj):
+        services.team_delete(actor=actor, team=obj)
 
 
 @admin.register(Agent)

@@ -166,8 +166,8 @@ class CompanyScopedAdmin(admin.options.BaseModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """A log or a record the admin may look at but never write."""
+class NoWrites:
+    """Neither add, change nor delete from this admin page."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -179,19 +179,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+    """A log or a record the admin may look at but never write."""
+
+
+class ReadOnlyInline(NoWrites, admin.TabularInline):
     """Rows shown on their parent's page, written only through the API's services."""
 
     extra = 0
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def author_of(row: models.Model) -> Any:
@@ -202,8 +197,9 @@ def author_of(row: models.Model) -> Any:
 class ServiceAdmin(admin.ModelAdmin):
     """The change form saves through a service; a refusal rolls the request back and is shown.
 
-    Subclasses implement `create` and `update`; `changes` holds only what the form changed, so
-    the service's diff (and the activity row) names exactly what the board user touched.
+    Subclasses implement `create` and `update` (and `delete` where rows may be deleted);
+    `changes` holds only what the form changed, so the service's diff (and the activity row)
+    names exactly what the board user touched.
     """
 
     form = AdminForm
@@ -213,6 +209,18 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def update(self, request, obj, changes: dict[str, Any], form) -> models.Model:
         raise NotImplementedError
+
+    def delete(self, actor, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete(board_actor(request.user), obj)
+
+    def delete_queryset(self, request, queryset):
+        # One service call a row (its own checks and activity row), not a bulk SQL DELETE.
+        actor = board_actor(request.user)
+        for obj in queryset:
+            self.delete(actor, obj)
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
         try:

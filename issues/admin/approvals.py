@@ -110,19 +110,8 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "updated_at",
         "note",
     )
-    readonly_fields = (
-        "id",
-        "company",
-        "type",
-        "requester",
-        "created_at",
-        "payload_json",
-        "issue_links",
-        "decided_by_user",
-        "decided_at",
-        "decision_note",
-        "updated_at",
-    )
+    # Everything but the decision note is shown, not edited (status moves by the buttons).
+    readonly_fields = tuple(name for name in fields if name not in ("status", "note"))
     inlines = [ApprovalCommentInline]
     actions = ["approve_selected", "reject_selected", "request_revision_selected"]
 

@@ -289,9 +289,5 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         else:
             services.issue_update(actor=actor, issue=obj, changes={"status": PATCH_TARGETS[name]})
 
-    def delete_model(self, request, obj):
-        services.issue_delete(actor=board_actor(request.user), issue=obj)
-
-    def delete_queryset(self, request, queryset):
-        for issue in queryset:
-            services.issue_delete(actor=board_actor(request.user), issue=issue)
+    def delete(self, actor, obj):
+        services.issue_delete(actor=actor, issue=obj)

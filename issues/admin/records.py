@@ -30,13 +30,8 @@ class RecordAdmin(CompanyScopedAdmin, ServiceAdmin):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
-    def delete_model(self, request, obj):
-        services.record_delete(actor=board_actor(request.user), record=obj)
-
-    def delete_queryset(self, request, queryset):
-        actor = board_actor(request.user)
-        for record in queryset:
-            services.record_delete(actor=actor, record=record)
+    def delete(self, actor, obj):
+        services.record_delete(actor=actor, record=obj)
 
 
 @admin.register(Goal)
