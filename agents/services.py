@@ -11,7 +11,7 @@ from agents.delivery import check_wake_url, new_webhook_secret
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
-from companies.services import apply_changes, log_change
+from companies.services import log_change, save_changes
 from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
 from paperclip.actors import Actor
 from paperclip.errors import Conflict, NotAllowed, ValidationFailed, validation_error
@@ -75,10 +75,7 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
         validate_adapter_config(changes["adapter_config"])
     if "name" in changes:
         refuse_taken_name(agent.company_id, changes["name"], agent_id=agent.pk)
-    diff = apply_changes(agent, changes)
-    if diff:
-        agent.save()
-        log_change(actor, agent, "agent.updated", {"changes": diff})
+    save_changes(actor, agent, changes)
     return agent
 
 
@@ -304,10 +301,7 @@ def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
     """Rename or describe a team (board only); an unchanged save logs nothing."""
     ensure_board(actor, team.company_id)
     team = Team.objects.select_for_update().get(pk=team.pk)
-    diff = apply_changes(team, changes)
-    if diff:
-        team.save()
-        log_change(actor, team, "team.updated", {"changes": diff})
+    save_changes(actor, team, changes)
     return team
 
 

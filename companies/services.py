@@ -85,6 +85,17 @@ def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, 
     return diff
 
 
+def save_changes(actor: Actor, row: models.Model, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply `changes` to a locked row; when anything really changed, save it and log
+    `<entity>.updated` with the diff. An edit that changes nothing writes nothing."""
+    diff = apply_changes(row, changes)
+    if diff:
+        row.save()
+        entity = getattr(row, "activity_type", row._meta.model_name)
+        log_change(actor, row, f"{entity}.updated", {"changes": diff})
+    return diff
+
+
 def derive_issue_prefix(name: str) -> str:
     """Three letters from the name (padded with X), made unique with a number: `ZED`, `ZED2`,
     `ZED3`, ... (DESIGN §5).
@@ -145,10 +156,7 @@ def company_create(
 def company_update(*, actor: Actor, company: Company, changes: dict[str, Any]) -> Company:
     ensure_board(actor, company.pk)
     company = Company.objects.select_for_update().get(pk=company.pk)
-    diff = apply_changes(company, changes)
-    if diff:
-        company.save()
-        log_change(actor, company, "company.updated", {"changes": diff})
+    save_changes(actor, company, changes)
     return company
 
 
