@@ -69,40 +69,40 @@ def missing_targets() -> dict[str, str]:
     }
 
 
-# (method, url template, body, board-only?)
+# (method, url template, body)
 ISSUE_ROUTES = [
-    ("get", "/api/issues/{issue}", None, False),
-    ("patch", "/api/issues/{issue}", {"title": "Hijacked"}, False),
-    ("patch", "/api/issues/{issue}", {"status": "cancelled"}, False),
-    ("delete", "/api/issues/{issue}", None, True),
-    ("post", "/api/issues/{issue}/reopen", None, True),
-    ("get", "/api/issues/{issue}/comments", None, False),
-    ("post", "/api/issues/{issue}/comments", {"body": "I was here"}, False),
-    ("get", "/api/issues/{issue}/comments/{comment}", None, False),
-    ("get", "/api/issues/{issue}/activity", None, False),
+    ("get", "/api/issues/{issue}", None),
+    ("patch", "/api/issues/{issue}", {"title": "Hijacked"}),
+    ("patch", "/api/issues/{issue}", {"status": "cancelled"}),
+    ("delete", "/api/issues/{issue}", None),
+    ("post", "/api/issues/{issue}/reopen", None),
+    ("get", "/api/issues/{issue}/comments", None),
+    ("post", "/api/issues/{issue}/comments", {"body": "I was here"}),
+    ("get", "/api/issues/{issue}/comments/{comment}", None),
+    ("get", "/api/issues/{issue}/activity", None),
 ]
 COMPANY_ROUTES = [
-    ("get", "/api/companies/{company}", None, False),
-    ("patch", "/api/companies/{company}", {"name": "Hijacked"}, True),
-    ("get", "/api/companies/{company}/issues", None, False),
-    ("post", "/api/companies/{company}/issues", {"title": "Planted"}, False),
-    ("get", "/api/companies/{company}/agents", None, False),
-    ("post", "/api/companies/{company}/agents", {"name": "Mole", "role": "engineer"}, True),
-    ("get", "/api/companies/{company}/activity", None, False),
+    ("get", "/api/companies/{company}", None),
+    ("patch", "/api/companies/{company}", {"name": "Hijacked"}),
+    ("get", "/api/companies/{company}/issues", None),
+    ("post", "/api/companies/{company}/issues", {"title": "Planted"}),
+    ("get", "/api/companies/{company}/agents", None),
+    ("post", "/api/companies/{company}/agents", {"name": "Mole", "role": "engineer"}),
+    ("get", "/api/companies/{company}/activity", None),
 ]
 AGENT_ROUTES = [
-    ("get", "/api/agents/{agent}", None, False),
-    ("patch", "/api/agents/{agent}", {"title": "Double agent"}, True),
-    ("post", "/api/agents/{agent}/keys", {"name": "stolen"}, True),
-    ("post", "/api/agents/{agent}/pause", None, True),
-    ("post", "/api/agents/{agent}/resume", None, True),
-    ("post", "/api/agents/{agent}/terminate", None, True),
+    ("get", "/api/agents/{agent}", None),
+    ("patch", "/api/agents/{agent}", {"title": "Double agent"}),
+    ("post", "/api/agents/{agent}/keys", {"name": "stolen"}),
+    ("post", "/api/agents/{agent}/pause", None),
+    ("post", "/api/agents/{agent}/resume", None),
+    ("post", "/api/agents/{agent}/terminate", None),
 ]
 ROUTES = ISSUE_ROUTES + COMPANY_ROUTES + AGENT_ROUTES
 
 
 def route_id(route) -> str:
-    method, url, data, _ = route
+    method, url, data = route
     suffix = f"-{next(iter(data))}" if data and method == "patch" else ""
     return f"{method.upper()} {url}{suffix}"
 
@@ -127,7 +127,7 @@ def url_for(template: str, targets: dict[str, str], issue: Issue, ref_kind: str)
 def test_other_companys_board_gets_404_on_every_route_and_changes_nothing(
     other_board, targets, issue, route, ref_kind
 ):
-    method, template, data, _ = route
+    method, template, data = route
     url = url_for(template, targets, issue, ref_kind)
     before = db_state()
 
@@ -145,7 +145,7 @@ def test_other_companys_agent_learns_nothing_on_every_route_and_changes_nothing(
     """Every route answers 404, board-only ones too (DESIGN §4): the object is looked up in the
     caller's scope before the service asks who may act, so the answer is the same as for a
     missing object."""
-    method, template, data, _board_only = route
+    method, template, data = route
     url = url_for(template, targets, issue, ref_kind)
     missing_url = template.format(**missing_targets())
     before = db_state()
@@ -162,7 +162,7 @@ def test_other_companys_agent_learns_nothing_on_every_route_and_changes_nothing(
 @pytest.mark.parametrize("route", ROUTES, ids=route_id)
 def test_the_companys_own_board_reaches_every_route(board, targets, route):
     """The control for the tests above: the 404s come from tenancy, not from broken routes."""
-    method, template, data, _ = route
+    method, template, data = route
 
     response = call(board, method, template.format(**targets), data)
 
