@@ -7,9 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from agents.delivery import check_wake_url
 from agents.models import Agent
-from agents.services import agent_create
+from agents.services import agent_create, refuse_taken_name, validate_adapter_config
 from agents.wakeups import Source, Wakes
 from companies.models import Company
 from companies.services import log_change
@@ -28,7 +27,6 @@ from paperclip.errors import (
     ValidationFailed,
 )
 from paperclip.naming import camel
-from paperclip.targets import TargetRefused
 
 DECISIONS = {
     "approve": Approval.Status.APPROVED,
@@ -77,6 +75,15 @@ HIRE_FIELDS = {
 }
 
 
+def _refusal_details(check, *args) -> dict[str, Any]:
+    """What an agent service's own check refuses, as payload problems (the same rule, once)."""
+    try:
+        check(*args)
+    except ValidationFailed as exc:
+        return exc.details
+    return {}
+
+
 def hire_agent_data(
     company_id: str, payload: Any, *, require_name: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,25 +114,18 @@ def hire_agent_data(
     budget = data.get("budget_monthly_cents")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
         problems["budgetMonthlyCents"] = ["Must be a whole number of cents."]
-    config = data.get("adapter_config")
-    if config is not None and not isinstance(config, dict):
-        problems["adapterConfig"] = ["Must be a JSON object."]
-    elif config and config.get("url") is not None:
-        try:
-            check_wake_url(config["url"])
-        except TargetRefused as exc:
-            problems["adapterConfig"] = {"url": [exc.reason]}
+    if data.get("adapter_config") is not None:
+        problems |= _refusal_details(validate_adapter_config, data["adapter_config"])
     if "reports_to" in data:
         ref = data["reports_to"]
         manager = None
         if isinstance(ref, str):
-            manager = Agent.objects.for_company(company_id).filter(pk=ref).first()
+            manager = Agent.objects.for_company(company_id).by_ref(ref).first()
         if manager is None:
             problems["reportsTo"] = ["Names no agent of this company."]
         data["reports_to"] = manager
-    taken = Agent.objects.for_company(company_id).filter(name__iexact=data.get("name"))
-    if "name" in data and "name" not in problems and taken.exists():
-        problems["name"] = ["An agent with this name already exists."]
+    if "name" in data and "name" not in problems:
+        problems |= _refusal_details(refuse_taken_name, company_id, data["name"])
     if not problems:  # lengths and ranges, as the model declares them
         checked = set(data) - {"reports_to"}
         try:
