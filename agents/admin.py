@@ -14,6 +14,7 @@ from companies.admin import (
     ServiceFSMAdmin,
 )
 from companies.authentication import board_actor
+from companies.models import Company
 
 AGENT_TRANSITIONS = {
     "pause": services.agent_pause,
@@ -106,7 +107,9 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
     def rows_about_issue(self, queryset, issue_id):
         # Woken for the issue, or held its lock (a run checks out issues it was not woken for).
-        return queryset.filter(pk__in=HeartbeatRun.objects.for_issue(issue_id).values("pk"))
+        company_id = Company.objects.filter(issues__id=issue_id).values_list("pk", flat=True)[0]
+        runs = HeartbeatRun.objects.for_issue(issue_id, company_id=company_id)
+        return queryset.filter(pk__in=runs.values("pk"))
 
 
 @admin.register(WakeupRequest)

@@ -183,13 +183,18 @@ LOCK_ADOPTED = "issue.checkout_lock_adopted"
 
 
 class HeartbeatRunQuerySet(CompanyScopedQuerySet):
-    def for_issue(self, issue_id: str):
-        """Runs woken for the issue or that held its lock, newest first."""
+    def for_issue(self, issue_id: str, *, company_id: str):
+        """Runs of the issue's company woken for the issue or that held its lock, newest first.
+
+        The company too: a wakeup of another company's agent may name this issue's id.
+        """
         holders = ActivityEvent.objects.filter(
             issue_id=issue_id, action__in=(CHECKED_OUT, LOCK_ADOPTED), run_id__isnull=False
         ).values("run_id")
-        return self.filter(models.Q(issue_id=issue_id) | models.Q(pk__in=holders)).order_by(
-            "-created_at", "-id"
+        return (
+            self.filter(company_id=company_id)
+            .filter(models.Q(issue_id=issue_id) | models.Q(pk__in=holders))
+            .order_by("-created_at", "-id")
         )
 
     def live(self):

@@ -199,7 +199,9 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     @admin.display(description="runs (newest first)")
     def runs(self, issue: Issue):
-        runs = HeartbeatRun.objects.for_issue(issue.pk).select_related("agent")[:20]
+        runs = HeartbeatRun.objects.for_issue(issue.pk, company_id=issue.company_id).select_related(
+            "agent"
+        )[:20]
         if not runs:
             return "—"
         return format_html_join(

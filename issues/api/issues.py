@@ -485,8 +485,7 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
     def runs(self, request, pk: str):
         """Runs woken for the issue or that held its lock, newest first."""
         issue = self.get_object()
-        # The issue's company too: a run of another company may name this issue's id.
-        runs = HeartbeatRun.objects.for_company(issue.company_id).for_issue(issue.pk)[:200]
+        runs = HeartbeatRun.objects.for_issue(issue.pk, company_id=issue.company_id)[:200]
         return Response(HeartbeatRunSerializer(runs, many=True).data)
 
     @extend_schema(
