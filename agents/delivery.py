@@ -23,6 +23,7 @@ from standardwebhooks.webhooks import Webhook
 
 from agents.models import HeartbeatRun, WakeDelivery
 from agents.runs import mint_run_token
+from paperclip.api.wire import to_wire, wire_id
 from paperclip.targets import Target, TargetRefused, TargetUnresolved, check_target_url
 
 EVENT_TYPE = "agent.wake"
@@ -49,22 +50,25 @@ def check_wake_url(url: Any) -> None:
 
 
 def wake_payload(run: HeartbeatRun) -> dict[str, Any]:
-    """What an agent is told when woken: enough to start its heartbeat without a lookup."""
+    """What an agent is told when woken: enough to start its heartbeat without a lookup. Paperclip's
+    dialect, so its ids are UUIDs as on `/api`."""
     context = run.context or {}
-    return {
-        "type": EVENT_TYPE,
-        "runId": run.pk,
-        "runToken": mint_run_token(run),
-        "agentId": run.agent_id,
-        "companyId": run.company_id,
-        "taskId": context.get("taskId"),
-        "wakeReason": run.wake_reason,
-        "wakeCommentId": context.get("commentId"),
-        "approvalId": context.get("approvalId"),
-        "approvalStatus": context.get("approvalStatus"),
-        "linkedIssueIds": context.get("linkedIssueIds", []),
-        "apiUrl": settings.PAPERCLIP_API_URL,
-    }
+    return to_wire(
+        {
+            "type": EVENT_TYPE,
+            "runId": run.pk,
+            "runToken": mint_run_token(run),
+            "agentId": run.agent_id,
+            "companyId": run.company_id,
+            "taskId": context.get("taskId"),
+            "wakeReason": run.wake_reason,
+            "wakeCommentId": context.get("commentId"),
+            "approvalId": context.get("approvalId"),
+            "approvalStatus": context.get("approvalStatus"),
+            "linkedIssueIds": context.get("linkedIssueIds", []),
+            "apiUrl": settings.PAPERCLIP_API_URL,
+        }
+    )
 
 
 def _connect(target: Target, timeout: float) -> socket.socket:
@@ -141,7 +145,7 @@ def deliver_wake(run_id: str, attempt: int) -> bool:
         return False
     body = json.dumps(wake_payload(run), separators=(",", ":"))
     # One id per wake, the same on every retry: receivers drop duplicates by it.
-    message_id = run.pk
+    message_id = wire_id(run.pk)
     headers = {"Content-Type": "application/json", "User-Agent": "paperclip-django"}
     if run.agent.webhook_secret:
         now = timezone.now()

@@ -25,7 +25,7 @@ from companies import services
 from companies.authentication import board_actor
 from companies.models import ActivityEvent, BoardToken, Company, Membership, User
 from paperclip.errors import DomainError, from_fsm
-from paperclip.ids import parse_id
+from paperclip.ids import parse_id, ulid_of_uuid
 
 # What a service raises when it refuses a change: shown to the admin user, never a 500.
 SERVICE_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
@@ -135,6 +135,18 @@ class CompanyScopedAdmin(admin.options.BaseModelAdmin):
         if from_field is None and prefix:
             object_id = parse_id(object_id, prefix) or object_id
         return super().get_object(request, object_id, from_field)
+
+    def get_search_results(self, request, queryset, search_term):
+        # A UUID pasted from a Paperclip client is searched as the text its stored ids end with
+        # (`iss_<ulid>`), so it finds the row in any id column searched, and by its own id.
+        ulid = ulid_of_uuid(search_term.strip())
+        if ulid is None:
+            return super().get_search_results(request, queryset, search_term)
+        results, may_have_duplicates = super().get_search_results(request, queryset, ulid)
+        prefix = getattr(self.model._meta.pk, "prefix", None)
+        if prefix:
+            results |= queryset.filter(pk=f"{prefix}_{ulid}")
+        return results, may_have_duplicates
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

@@ -1,12 +1,14 @@
-"""@-mentions in comments: `@Name` (case-insensitive) and `[@Name](agent://agt_...)` links."""
+"""@-mentions in comments: `@Name` (case-insensitive) and `[@Name](agent://<id>)` links, the id in
+either form (Paperclip's clients write the UUID)."""
 
 from __future__ import annotations
 
 import re
 
 from agents.models import Agent
+from paperclip.ids import EITHER_FORM, parse_id
 
-AGENT_LINK = re.compile(r"\[@[^\]]*\]\(agent://(agt_[0-9a-z]{26})\)")
+AGENT_LINK = re.compile(rf"\[@[^\]]*\]\(agent://({EITHER_FORM})\)")
 
 
 def mentioned_agents(body: str, company_id: str) -> list[Agent]:
@@ -17,8 +19,9 @@ def mentioned_agents(body: str, company_id: str) -> list[Agent]:
     agents = list(Agent.objects.for_company(company_id))
     by_id = {agent.pk: agent for agent in agents}
     for match in AGENT_LINK.finditer(body):
-        if match.group(1) in by_id:
-            found.setdefault(match.group(1), (match.start(), by_id[match.group(1)]))
+        agent_id = parse_id(match.group(1), "agt")
+        if agent_id in by_id:
+            found.setdefault(agent_id, (match.start(), by_id[agent_id]))
     plain = AGENT_LINK.sub(lambda m: " " * len(m.group(0)), body)
     # Longest names first, blanking each match, so "@Eng Lead" is not also "@Eng".
     for agent in sorted(agents, key=lambda a: len(a.name), reverse=True):

@@ -14,8 +14,12 @@ import uuid
 from django.db import models
 from ulid import ULID
 
-ID_PATTERN = re.compile(r"^[a-z]{2,3}_[0-9a-z]{26}$")
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+PREFIXED_FORM = r"[a-z]{2,3}_[0-9a-z]{26}"
+UUID_FORM = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+ID_PATTERN = re.compile(rf"^{PREFIXED_FORM}$")
+UUID_PATTERN = re.compile(rf"^{UUID_FORM}$")
+# An id in either form inside text (a mention link), for parse_id to read.
+EITHER_FORM = rf"(?:{PREFIXED_FORM}|{UUID_FORM})"
 
 
 def new_id(prefix: str) -> str:
@@ -34,9 +38,15 @@ def parse_id(value: object, prefix: str) -> str | None:
         return None
     if ID_PATTERN.match(value):
         return value if value.startswith(f"{prefix}_") else None
-    if UUID_PATTERN.match(value):
-        return f"{prefix}_{str(ULID.from_uuid(uuid.UUID(value))).lower()}"
-    return None
+    ulid = ulid_of_uuid(value)
+    return f"{prefix}_{ulid}" if ulid else None
+
+
+def ulid_of_uuid(value: str) -> str | None:
+    """The text every stored id of these 128 bits ends with, when `value` is a UUID."""
+    if not UUID_PATTERN.match(value):
+        return None
+    return str(ULID.from_uuid(uuid.UUID(value))).lower()
 
 
 def as_uuid(stored_id: str) -> str:

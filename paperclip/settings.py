@@ -272,7 +272,7 @@ REST_FRAMEWORK = {
         "companies.authentication.BoardSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["paperclip.api.permissions.IsActor"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["paperclip.api.renderers.JSONRenderer"],
     # DRF's parsers, refusing NUL characters and JSON nested too deeply (paperclip.api.parsers).
     "DEFAULT_PARSER_CLASSES": [
         "paperclip.api.parsers.JSONParser",
@@ -301,6 +301,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "paperclip.api.schema.closed_request_bodies",
+        "paperclip.api.schema.uuid_ids",
     ],
     "GET_LIB_DOC_EXCLUDES": "paperclip.api.schema.lib_doc_excludes",
     "ENUM_NAME_OVERRIDES": {

@@ -15,6 +15,7 @@ from companies.models import BoardToken, new_secret
 from issues.models import Comment, Issue, Status
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,7 @@ def test_agent_key_authenticates_as_its_agent(agent, agent_client):
     response = agent_client.get("/api/agents/me")
 
     assert response.status_code == 200
-    assert response.json()["id"] == agent.pk
+    assert response.json()["id"] == wire(agent)
 
 
 # -- board tokens ----------------------------------------------------------------------------
@@ -97,7 +98,7 @@ def test_board_token_authenticates_as_its_user(board_user, board, company):
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["username"]) == (board_user.pk, "alice")
+    assert (body["id"], body["username"]) == (wire(board_user), "alice")
 
 
 def test_revoked_board_token_gets_401(board_user, company):
@@ -165,7 +166,7 @@ def test_admin_session_can_read_the_api(board_user, company):
     response = client.get(f"/api/companies/{company.pk}")
 
     assert response.status_code == 200
-    assert response.json()["id"] == company.pk
+    assert response.json()["id"] == wire(company)
 
 
 def test_wrong_bearer_token_gets_401_even_with_a_valid_session(board_user, company):
@@ -247,7 +248,7 @@ def test_paused_agent_can_read(paused_client, paused_agent, paused_agents_issue,
     assert (me.status_code, me.json()["status"]) == (200, "paused")
     assert (issue.status_code, issue.json()["title"]) == (200, "Sleeper's task")
     assert issues.status_code == 200
-    assert [row["id"] for row in issues.json()] == [paused_agents_issue.pk]
+    assert [row["id"] for row in issues.json()] == [wire(paused_agents_issue)]
 
 
 @pytest.mark.parametrize(

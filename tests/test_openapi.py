@@ -116,7 +116,18 @@ def test_lists_declare_400_for_a_bad_cursor_or_limit(schema):
 def test_attachment_issue_comment_id_is_nullable(schema):
     field = schema["components"]["schemas"]["Attachment"]["properties"]["issueCommentId"]
 
-    assert field == {"type": "string", "readOnly": True, "nullable": True}
+    assert field == {"type": "string", "format": "uuid", "readOnly": True, "nullable": True}
+
+
+def test_ids_in_responses_are_uuids_and_requests_take_either_form(schema):
+    components = schema["components"]["schemas"]
+    issue, request = components["Issue"]["properties"], components["IssueWriteRequest"]
+
+    assert issue["id"]["format"] == issue["assigneeAgentId"]["format"] == "uuid"
+    assert issue["labelIds"]["items"]["format"] == "uuid"
+    assert "format" not in request["properties"]["assigneeAgentId"]
+    # An activity row's actor may be the system itself.
+    assert "format" not in components["Activity"]["properties"]["actorId"]
 
 
 def test_attachment_download_is_binary_of_whatever_type_was_stored(schema):

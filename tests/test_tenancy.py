@@ -11,6 +11,7 @@ from issues.models import Comment, Issue, Status
 from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -176,7 +177,7 @@ def test_other_companys_issues_are_absent_from_list_and_search(other_board, othe
     listed = other_board.get(f"/api/companies/{other_company.pk}/issues")
     searched = other_board.get(f"/api/companies/{other_company.pk}/issues", {"q": "Secret"})
 
-    assert [row["id"] for row in listed.json()] == [own.pk]
+    assert [row["id"] for row in listed.json()] == [wire(own)]
     assert searched.json() == []
 
 
@@ -221,7 +222,7 @@ def test_company_activity_holds_only_that_companys_rows(
     )
 
     assert [(row["action"], row["entityId"]) for row in ours.json()] == [
-        ("issue.updated", issue.pk)
+        ("issue.updated", wire(issue))
     ]
     assert probe.json() == []
 
@@ -287,15 +288,15 @@ def test_board_lists_only_its_own_companies(board, company, other_company):
     response = board.get("/api/companies")
 
     assert response.status_code == 200
-    assert [(row["id"], row["issuePrefix"]) for row in response.json()] == [(company.pk, "ACM")]
+    assert [(row["id"], row["issuePrefix"]) for row in response.json()] == [(wire(company), "ACM")]
 
 
 def test_agent_lists_only_its_own_company(agent_client, other_client, company, other_company):
     ours = agent_client.get("/api/companies")
     theirs = other_client.get("/api/companies")
 
-    assert [row["id"] for row in ours.json()] == [company.pk]
-    assert [row["id"] for row in theirs.json()] == [other_company.pk]
+    assert [row["id"] for row in ours.json()] == [wire(company)]
+    assert [row["id"] for row in theirs.json()] == [wire(other_company)]
 
 
 def test_board_member_of_two_companies_lists_both(board_user, board, company, other_company):
@@ -321,7 +322,7 @@ def test_instance_admin_lists_every_company_without_membership(
     response = admin_client.get("/api/companies")
 
     assert response.status_code == 200
-    assert [row["id"] for row in response.json()] == [company.pk, other_company.pk]
+    assert [row["id"] for row in response.json()] == wire([company, other_company])
 
 
 def test_instance_admin_reads_any_company(admin_client, company):
@@ -340,7 +341,6 @@ def test_instance_admin_creates_a_company_and_becomes_its_owner(admin_client, ad
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["id"].startswith("cmp_")
     assert {k: body[k] for k in ("name", "description", "issuePrefix", "issueCounter")} == {
         "name": "Acme",
         "description": "Rockets",
@@ -348,7 +348,7 @@ def test_instance_admin_creates_a_company_and_becomes_its_owner(admin_client, ad
         "issueCounter": 0,
     }
     assert body["status"] == "active"
-    company = Company.objects.get(pk=body["id"])
+    company = Company.objects.get(pk=stored(body["id"], Company))
     assert (company.name, company.issue_prefix) == ("Acme", "ACM")
     membership = Membership.objects.get(company=company)
     assert (membership.user, membership.role) == (admin_user, "owner")
@@ -425,8 +425,8 @@ def test_viewer_can_read_the_companys_issues(viewer, company, issue, comment):
     comments = viewer.get(f"/api/issues/{issue.pk}/comments")
 
     assert (detail.status_code, detail.json()["title"]) == (200, "Secret plans")
-    assert [row["id"] for row in listed.json()] == [issue.pk]
-    assert [row["id"] for row in comments.json()] == [comment.pk]
+    assert [row["id"] for row in listed.json()] == [wire(issue)]
+    assert [row["id"] for row in comments.json()] == [wire(comment)]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from agents.models import Agent, Team
 from issues.models import Approval, Comment, Document, Goal, Issue, Project
 from tests import factories
+from tests.wire import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +28,7 @@ def test_a_new_issue_is_updated_when_it_is_created(board, company):
     response = board.post(f"/api/companies/{company.pk}/issues", {"title": "Ship"}, format="json")
 
     assert response.status_code == 201, response.content
-    same_moment(response.json(), Issue.objects.get(pk=response.json()["id"]))
+    same_moment(response.json(), Issue.objects.get(pk=stored(response.json()["id"], Issue)))
 
 
 def test_a_new_comment_document_agent_and_approval_each_have_one_timestamp(
@@ -49,7 +50,7 @@ def test_a_new_comment_document_agent_and_approval_each_have_one_timestamp(
 
     for model, response in made.items():
         assert response.status_code == 201, (model, response.content)
-        same_moment(response.json(), model.objects.get(pk=response.json()["id"]))
+        same_moment(response.json(), model.objects.get(pk=stored(response.json()["id"], model)))
 
 
 def test_a_team_made_by_the_service_layer_has_one_timestamp(company):

@@ -1,10 +1,22 @@
-"""Every id the API reads may come in either wire form: `prefix_<ulid>` or the UUID of the same
-128 bits (DESIGN §5; Paperclip's own CLI sends UUIDs). One parsing place (`paperclip.ids`);
-both forms find the same object, in paths, bodies, query filters and the run header."""
+"""One id, two forms (DESIGN §5). `/api` writes every id as a UUID, Paperclip's form; every
+endpoint reads either form (`prefix_<ulid>` or the UUID of the same 128 bits) and both find the
+same object, in paths, bodies, query filters and the run header.
+
+The route table is read from the URL resolver, so a new endpoint is covered without editing it.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+import uuid
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.urls import get_resolver
+from django.urls.resolvers import URLResolver
 from django.utils import timezone
 
 from agents.models import HeartbeatRun
@@ -12,8 +24,12 @@ from issues.models import Issue
 from paperclip.ids import as_uuid, parse_id
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
+
+# A stored id anywhere in a body or header: what `/api` must never write.
+STORED_ID = re.compile(r"\b[a-z]{2,3}_[0-9a-hjkmnp-tv-z]{26}\b")
 
 
 @pytest.fixture
@@ -22,35 +38,256 @@ def key(agent):
 
 
 def test_the_two_forms_are_one_id():
-    stored = "iss_01m8rd9461psyv1mhrdaj30j6k"
-    uuid = as_uuid(stored)
+    prefixed = "iss_01m8rd9461psyv1mhrdaj30j6k"
+    written = as_uuid(prefixed)
 
-    assert uuid == "01a230d4-90c1-b67d-b0d2-386aa43048d3"
-    assert parse_id(uuid, "iss") == parse_id(uuid.upper(), "iss") == stored
-    assert parse_id(stored, "iss") == stored
-    assert parse_id(stored, "agt") is None  # another kind of object
+    assert written == "01a230d4-90c1-b67d-b0d2-386aa43048d3"
+    assert parse_id(written, "iss") == parse_id(written.upper(), "iss") == prefixed
+    assert parse_id(prefixed, "iss") == prefixed
+    assert parse_id(prefixed, "agt") is None  # another kind of object
     assert parse_id("iss_nope", "iss") is None
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/api/issues/{issue}",
-        "/api/agents/{agent}",
-        "/api/companies/{company}",
-        "/api/companies/{company}/issues",
-        "/api/issues/{issue}/comments",
-    ],
-)
-def test_a_path_id_in_uuid_form_finds_the_same_object(board, company, agent, path):
+# -- a company with one of everything, made through the API ---------------------------------------
+
+
+@pytest.fixture
+def world(settings, tmp_path, board, company, agent, key):
+    """Every kind of object `/api` serves, in `company`, with the stored ids of each."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    goal = board.post(f"/api/companies/{company.pk}/goals", {"title": "Ship"}, format="json")
+    project = board.post(
+        f"/api/companies/{company.pk}/projects",
+        {"name": "Rocket", "goalId": stored(goal.json()["id"], factories.GoalFactory._meta.model)},
+        format="json",
+    )
+    label = board.post(f"/api/companies/{company.pk}/labels", {"name": "bug"}, format="json")
+    parent = factories.IssueFactory(company=company, status="todo")
+    created = board.post(
+        f"/api/companies/{company.pk}/issues",
+        {
+            "title": "Build it",
+            "status": "todo",
+            "assigneeAgentId": agent.pk,
+            "parentId": parent.pk,
+            "projectId": project.json()["id"],
+            "goalId": goal.json()["id"],
+            "labelIds": [label.json()["id"]],
+            "blockedByIssueIds": [],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    issue = Issue.objects.get(pk=stored(created.json()["id"], Issue))
+    comment = board.post(f"/api/issues/{issue.pk}/comments", {"body": "Go"}, format="json")
+    board.put(f"/api/issues/{issue.pk}/documents/plan", {"body": "v1"}, format="json")
+    attachment = board.post(
+        f"/api/companies/{company.pk}/issues/{issue.pk}/attachments",
+        {"file": SimpleUploadedFile("notes.txt", b"hello", content_type="text/plain")},
+        format="multipart",
+    )
+    approval = board.post(
+        f"/api/companies/{company.pk}/approvals",
+        {"type": "budget_override_required", "issueIds": [issue.pk]},
+        format="json",
+    )
+    woken = board.post(f"/api/agents/{agent.pk}/wakeup", {}, format="json")
+    for response in (goal, project, label, comment, attachment, approval, woken):
+        assert response.status_code in (201, 202), response.json()
+    return {
+        "company": company.pk,
+        "agent": agent.pk,
+        "issue": issue.pk,
+        "comment": parse_id(comment.json()["id"], "cmt"),
+        "goal": parse_id(goal.json()["id"], "gol"),
+        "project": parse_id(project.json()["id"], "prj"),
+        "label": parse_id(label.json()["id"], "lbl"),
+        "attachment": parse_id(attachment.json()["id"], "att"),
+        "approval": parse_id(approval.json()["id"], "apr"),
+        "run": parse_id(woken.json()["id"], "run"),
+        "key": "plan",
+    }
+
+
+# -- the route table, from the resolver -----------------------------------------------------------
+
+# The object a path's `pk` names, by the path's first segment.
+KIND_OF_PK = {
+    "companies": "company",
+    "agents": "agent",
+    "heartbeat-runs": "run",
+    "issues": "issue",
+    "attachments": "attachment",
+    "approvals": "approval",
+    "goals": "goal",
+    "projects": "project",
+    "labels": "label",
+}
+
+
+def _patterns(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif getattr(pattern.callback, "actions", None):
+            yield prefix + str(pattern.pattern), pattern.callback.actions
+
+
+def api_routes() -> list[tuple[str, str]]:
+    """(method, template) of every `/api` route with an id in its path, `{kind}` placeholders."""
+    routes = []
+    for regex, actions in _patterns(get_resolver().url_patterns):
+        if not regex.startswith("api/") or "(?P<" not in regex:
+            continue
+        path = "/" + re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", regex)
+        path = path.replace("^", "").replace("/?$", "")
+        first = path.split("/")[2]
+        kind = "comment" if "{issue_pk}/comments/" in path else KIND_OF_PK.get(first)
+        path = path.replace("{company_pk}", "{company}").replace("{issue_pk}", "{issue}")
+        path = path.replace("{pk}", "{" + str(kind) + "}")
+        routes.extend((method, path) for method in actions)
+    return sorted(routes)
+
+
+ROUTES = api_routes()
+READS = [route for route in ROUTES if route[0] == "get"]
+WRITES = [route for route in ROUTES if route[0] != "get"]
+
+
+def body(response) -> bytes:
+    """The body, a streamed file (attachment content) read to the end."""
+    if response.streaming:
+        return b"".join(response.streaming_content)
+    return response.content
+
+
+def in_form(world: dict, form: str) -> dict:
+    return {
+        name: (as_uuid(value) if form == "uuid" and name != "key" else value)
+        for name, value in world.items()
+    }
+
+
+def test_the_route_table_has_every_kind_of_object():
+    placeholders = set(re.findall(r"\{(\w+)\}", " ".join(path for _, path in ROUTES)))
+
+    assert placeholders == {
+        "company", "agent", "run", "issue", "comment", "key", "attachment", "approval", "goal",
+        "project", "label",
+    }  # fmt: skip
+    assert len(READS) >= 20 and len(WRITES) >= 30
+
+
+@pytest.mark.parametrize(("method", "template"), READS, ids=[p for _, p in READS])
+def test_every_read_finds_the_same_object_by_either_form(board, world, method, template):
+    by_prefix = board.get(template.format(**in_form(world, "prefixed")))
+    by_uuid = board.get(template.format(**in_form(world, "uuid")))
+
+    assert by_prefix.status_code == by_uuid.status_code == 200, body(by_uuid)
+    assert body(by_uuid) == body(by_prefix)
+
+
+@pytest.mark.parametrize(("method", "template"), WRITES, ids=[f"{m} {p}" for m, p in WRITES])
+def test_every_write_finds_its_object_by_either_form(board, world, method, template):
+    """Each form on the same world (the first write rolled back): the same answer, never 404
+    (the object was found), and neither writes a stored id back."""
+    answers = {}
+    for form in ("prefixed", "uuid"):
+        with transaction.atomic():
+            response = getattr(board, method)(template.format(**in_form(world, form)), {})
+            transaction.set_rollback(True)
+        assert not STORED_ID.search(response.content.decode()), response.content
+        answers[form] = response.status_code
+
+    assert answers["uuid"] == answers["prefixed"] != 404, answers
+
+
+# -- /api writes only UUIDs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "template"), READS, ids=[p for _, p in READS])
+def test_every_read_writes_ids_only_as_uuids(board, agent_client, world, method, template):
+    url = template.format(**world)
+
+    for client in (board, agent_client):
+        response = client.get(url, {"limit": 1})
+        text = body(response).decode()
+        assert not STORED_ID.search(text), text
+        cursor = response.headers.get("X-Next-Cursor")
+        if cursor:
+            decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            assert not STORED_ID.search(decoded), decoded
+
+
+def test_an_issue_names_everything_it_links_by_uuid(board, world):
+    body = board.get(f"/api/issues/{world['issue']}").json()
+
+    assert body["id"] == wire(world["issue"])
+    assert body["companyId"] == wire(world["company"])
+    assert body["assigneeAgentId"] == wire(world["agent"])
+    assert (body["projectId"], body["goalId"]) == (wire(world["project"]), wire(world["goal"]))
+    assert body["labelIds"] == [wire(world["label"])]
+    for value in (body["id"], body["parentId"], body["labelIds"][0]):
+        assert str(uuid.UUID(value)) == value  # lowercase 8-4-4-4-12
+
+
+def test_activity_details_name_their_objects_by_uuid(board, company, agent, world):
+    other = factories.AgentFactory(company=company, name="Other")
+    board.patch(f"/api/issues/{world['issue']}", {"assigneeAgentId": other.pk}, format="json")
+
+    rows = board.get(f"/api/issues/{world['issue']}/activity").json()
+
+    change = next(row for row in rows if row["action"] == "issue.updated")
+    assert change["entityId"] == wire(world["issue"])
+    assert change["details"]["changes"]["assigneeAgentId"] == {
+        "from": wire(agent),
+        "to": wire(other),
+    }
+
+
+def test_a_title_that_looks_like_an_id_is_written_back_as_given(board, company):
+    looks_like_one = "iss_01m8rd9461psyv1mhrdaj30j6k"
+
+    created = board.post(
+        f"/api/companies/{company.pk}/issues", {"title": looks_like_one}, format="json"
+    )
+
+    assert created.json()["title"] == looks_like_one
+
+
+def test_the_next_page_cursor_carries_uuids_and_pages_on(board, company):
+    issues = [factories.IssueFactory(company=company, status="todo") for _ in range(3)]
+
+    first = board.get(f"/api/companies/{company.pk}/issues", {"limit": 2})
+    cursor = first.headers["X-Next-Cursor"]
+    second = board.get(f"/api/companies/{company.pk}/issues", {"limit": 2, "cursor": cursor})
+
+    decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert wire(next(i for i in issues if i.pk == stored(first.json()[-1]["id"], Issue))) in decoded
+    seen = [row["id"] for row in first.json() + second.json()]
+    assert sorted(seen) == sorted(wire(issues))
+
+
+def test_a_mention_link_by_uuid_wakes_the_agent(board, company, agent):
     issue = factories.IssueFactory(company=company)
-    ids = {"issue": issue.pk, "agent": agent.pk, "company": company.pk}
 
-    by_prefix = board.get(path.format(**ids))
-    by_uuid = board.get(path.format(**{name: as_uuid(pk) for name, pk in ids.items()}))
+    board.post(
+        f"/api/issues/{issue.pk}/comments",
+        {"body": f"[@Builder](agent://{as_uuid(agent.pk)}) please look"},
+        format="json",
+    )
 
-    assert by_prefix.status_code == by_uuid.status_code == 200
-    assert by_uuid.json() == by_prefix.json()
+    run = HeartbeatRun.objects.get(agent=agent)
+    assert run.wake_reason == "issue_comment_mentioned"
+
+
+# -- ids Paperclip's CLI sends --------------------------------------------------------------------
 
 
 def test_a_uuid_of_another_companys_issue_is_404_like_a_missing_one(other_client, company):
@@ -69,7 +306,7 @@ def test_create_with_a_uuid_assignee_assigns_that_agent(board, company, agent):
     )
 
     assert response.status_code == 201, response.json()
-    assert Issue.objects.get(pk=response.json()["id"]).assignee_agent_id == agent.pk
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).assignee_agent_id == agent.pk
 
 
 def test_an_agent_checks_out_naming_itself_and_its_run_by_uuid(key, agent, company):
@@ -86,17 +323,18 @@ def test_an_agent_checks_out_naming_itself_and_its_run_by_uuid(key, agent, compa
     )
 
     assert response.status_code == 200, response.json()
+    assert response.json()["checkoutRunId"] == as_uuid(run.pk)
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run_id) == ("in_progress", run.pk)
 
 
-def test_a_document_is_updated_with_its_base_revision_as_a_uuid(board, company):
+def test_a_document_is_updated_with_its_base_revision_as_read(board, company):
     issue = factories.IssueFactory(company=company)
     url = f"/api/issues/{issue.pk}/documents/plan"
     created = board.put(url, {"body": "v1"}, format="json").json()
 
     response = board.put(
-        url, {"body": "v2", "baseRevisionId": as_uuid(created["latestRevisionId"])}, format="json"
+        url, {"body": "v2", "baseRevisionId": created["latestRevisionId"]}, format="json"
     )
 
     assert response.status_code == 200, response.json()
@@ -112,19 +350,17 @@ def test_list_filters_take_uuids(board, company, agent):
     )
     malformed = board.get(f"/api/companies/{company.pk}/issues", {"assigneeAgentId": "nope"})
 
-    assert [row["id"] for row in response.json()] == [mine.pk]
+    assert [row["id"] for row in response.json()] == [wire(mine)]
     assert malformed.json() == []  # names no agent: not "unassigned"
 
 
-def test_comments_page_after_a_comment_named_by_uuid(board, company):
+def test_comments_page_after_a_comment_named_as_read(board, company):
     issue = factories.IssueFactory(company=company)
     first, second = (
         board.post(f"/api/issues/{issue.pk}/comments", {"body": b}, format="json").json()
         for b in ("one", "two")
     )
 
-    response = board.get(
-        f"/api/issues/{issue.pk}/comments", {"after": as_uuid(first["id"]), "order": "asc"}
-    )
+    response = board.get(f"/api/issues/{issue.pk}/comments", {"after": first["id"], "order": "asc"})
 
     assert [row["id"] for row in response.json()] == [second["id"]]

@@ -16,6 +16,7 @@ from issues.storage import is_download_only
 from paperclip.api.parsers import FormParser, MultiPartParser
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.wire import wire_id
 from paperclip.errors import NotFound
 
 
@@ -43,7 +44,7 @@ class AttachmentSerializer(CamelModelSerializer):
         read_only_fields = fields
 
     def get_content_path(self, attachment: Attachment) -> str:
-        return f"/api/attachments/{attachment.pk}/content"
+        return f"/api/attachments/{wire_id(attachment.pk)}/content"
 
 
 class AttachmentUploadSerializer(CamelSerializer):

@@ -14,8 +14,8 @@ from issues.models import (
     Issue,
 )
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
-from paperclip.api.viewsets import ScopedViewSet
-from paperclip.errors import NotFound, ValidationFailed
+from paperclip.api.viewsets import ScopedViewSet, found
+from paperclip.errors import ValidationFailed
 from paperclip.ids import parse_id
 
 
@@ -67,7 +67,7 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
         names = {name: params[name] for name in ("after", "afterCommentId") if params.get(name)}
         if not names:
             return None
-        if len(set(names.values())) > 1:
+        if len({parse_id(value, "cmt") or value for value in names.values()}) > 1:
             raise ValidationFailed(
                 "after and afterCommentId name different comments: send one of them",
                 details=names,
@@ -92,9 +92,7 @@ class CommentViewSet(IssueLookupMixin, ScopedViewSet):
         return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
     def retrieve(self, request, issue_pk: str, pk: str):
-        comment = self.get_queryset().filter(pk=pk).first()
-        if comment is None:
-            raise NotFound()
+        comment = found(self.get_queryset().by_ref(pk))
         return Response(CommentSerializer(comment).data)
 
     @extend_schema(request=CommentCreateSerializer, responses={201: CommentSerializer})

@@ -18,7 +18,9 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from paperclip.api.wire import wire_id
 from paperclip.errors import ValidationFailed
+from paperclip.ids import parse_id
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1000
@@ -55,7 +57,9 @@ def order_by_args(keys: OrderingKeys) -> list[str]:
 
 
 def _encode(values: Sequence[Any]) -> str:
-    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values])
+    # Ids in the cursor are written as on the rest of /api (UUIDs): it carries nothing the
+    # client could not have read.
+    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else wire_id(v) for v in values])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -91,6 +95,12 @@ class KeysetPagination(BasePagination):
         cursor = request.query_params.get("cursor")
         if cursor:
             anchor = _decode(cursor, len(keys))
+            prefix = queryset.model._meta.pk.prefix
+            for i, (name, _) in enumerate(keys):
+                if name in ("id", "pk"):
+                    anchor[i] = parse_id(anchor[i], prefix)
+                    if anchor[i] is None:
+                        raise ValidationFailed("Invalid cursor", details={"cursor": cursor})
         elif hasattr(view, "get_pagination_anchor"):
             anchor = view.get_pagination_anchor()
         try:

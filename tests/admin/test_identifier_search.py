@@ -12,6 +12,7 @@ from django.urls import reverse
 from agents.models import CHECKED_OUT
 from companies.models import ActivityEvent
 from issues.models import Issue, Priority
+from paperclip.ids import as_uuid
 from tests import factories
 from tests.admin import buttons, change_link
 
@@ -108,3 +109,17 @@ def test_an_identifier_of_another_company_finds_nothing(client, board_user, othe
         response = client.get(changelist, {"q": "GLO-1"})
         assert response.status_code == 200
         assert list(response.context["cl"].result_list) == []
+
+
+def test_a_uuid_pasted_from_a_paperclip_client_finds_the_issue_and_its_rows(staff, acm_3):
+    logged(acm_3)
+    run = factories.HeartbeatRunFactory(agent=factories.AgentFactory(company=acm_3.company))
+    uuid = as_uuid(acm_3.pk).upper()  # as some clients print it
+
+    issues = staff.get(ISSUES, {"q": uuid})
+    activity = staff.get(ACTIVITY, {"q": f" {uuid} "})
+    runs = staff.get(RUNS, {"q": as_uuid(run.pk)})
+
+    assert rows_in_page_order(issues) == ["ACM-3"]
+    assert [row.issue_id for row in activity.context["cl"].result_list] == [acm_3.pk]
+    assert [row.pk for row in runs.context["cl"].result_list] == [run.pk]

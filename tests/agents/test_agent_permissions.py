@@ -15,6 +15,7 @@ from companies.models import ActivityEvent, Company, Membership
 from issues.models import Comment, Issue, Status
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -136,7 +137,7 @@ def test_agent_may_take_an_unassigned_issue(builder, agent, company):
     )
 
     assert response.status_code == 200, response.content
-    assert response.json()["assigneeAgentId"] == agent.pk
+    assert response.json()["assigneeAgentId"] == wire(agent)
     issue.refresh_from_db()
     assert issue.assignee_agent_id == agent.pk
 
@@ -266,7 +267,7 @@ def test_any_agent_of_the_company_may_read_any_issue(builder, foreign_issue):
     comments = builder.get(f"/api/issues/{foreign_issue.pk}/comments")
     activity = builder.get(f"/api/issues/{foreign_issue.pk}/activity")
 
-    assert (detail.status_code, detail.json()["id"]) == (200, foreign_issue.pk)
+    assert (detail.status_code, detail.json()["id"]) == (200, wire(foreign_issue))
     assert (comments.status_code, comments.json()) == (200, [])
     assert activity.status_code == 200
 
@@ -279,8 +280,8 @@ def test_any_agent_of_the_company_may_comment_on_any_issue(builder, agent, run, 
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["issueId"], body["authorAgentId"], body["body"]) == (
-        foreign_issue.pk,
-        agent.pk,
+        wire(foreign_issue),
+        wire(agent),
         "Can I help?",
     )
     comment = Comment.objects.get()

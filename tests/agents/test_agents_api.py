@@ -13,6 +13,7 @@ from companies.models import ActivityEvent
 from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -48,11 +49,15 @@ def test_agent_me_answers_the_agent_with_its_chain_of_command(company, agent, ag
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["name"], body["companyId"]) == (agent.pk, "Builder", company.pk)
-    assert (body["role"], body["status"], body["reportsTo"]) == ("engineer", "active", cto.pk)
+    assert (body["id"], body["name"], body["companyId"]) == (
+        wire(agent),
+        "Builder",
+        wire(company),
+    )
+    assert (body["role"], body["status"], body["reportsTo"]) == ("engineer", "active", wire(cto))
     assert body["chainOfCommand"] == [
-        {"id": cto.pk, "name": "Grace", "role": "cto", "title": ""},
-        {"id": ceo.pk, "name": "Ada", "role": "ceo", "title": "Chief"},
+        {"id": wire(cto), "name": "Grace", "role": "cto", "title": ""},
+        {"id": wire(ceo), "name": "Ada", "role": "ceo", "title": "Chief"},
     ]
 
 
@@ -90,12 +95,11 @@ def test_users_me_answers_the_board_caller_with_memberships(board_user, board, c
 
     assert response.status_code == 200
     body = response.json()
-    assert body["id"] == board_user.pk
-    assert body["id"].startswith("usr_")
+    assert body["id"] == wire(board_user)
     assert body["username"] == "alice"
     assert sorted(body["memberships"], key=lambda m: m["companyName"]) == [
-        {"companyId": company.pk, "companyName": "Acme Robotics", "role": "owner"},
-        {"companyId": globex.pk, "companyName": "Globex", "role": "viewer"},
+        {"companyId": wire(company), "companyName": "Acme Robotics", "role": "owner"},
+        {"companyId": wire(globex), "companyName": "Globex", "role": "viewer"},
     ]
 
 
@@ -118,16 +122,16 @@ def test_board_creates_an_agent(board, board_user, company, agent):
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["id"].startswith("agt_")
     assert {k: body[k] for k in ("companyId", "name", "role", "title", "reportsTo", "status")} == {
-        "companyId": company.pk,
+        "companyId": wire(company),
         "name": "Designer",
         "role": "designer",
         "title": "UI",
-        "reportsTo": agent.pk,
+        "reportsTo": wire(agent),
         "status": "active",
     }
-    hired = Agent.objects.get(pk=body["id"])
+    hired = Agent.objects.get(pk=stored(body["id"], Agent))
+    assert body["id"] == wire(hired)
     assert (hired.company_id, hired.name, hired.reports_to_id) == (company.pk, "Designer", agent.pk)
     assert activity_about(hired) == [("agent.created", "user", board_user.pk)]
 
@@ -254,7 +258,7 @@ def test_board_updates_an_agent_and_the_log_says_what_changed(board, board_user,
     assert response.status_code == 200, response.content
     assert (response.json()["title"], response.json()["reportsTo"]) == (
         "Senior builder",
-        manager.pk,
+        wire(manager),
     )
     agent.refresh_from_db()
     assert (agent.title, agent.reports_to_id) == ("Senior builder", manager.pk)
@@ -282,7 +286,7 @@ def test_creating_a_key_answers_the_token_once(board, board_user, agent):
     assert set(body) == {"id", "name", "token", "createdAt"}
     assert body["name"] == "ci"
     assert AGENT_TOKEN.fullmatch(body["token"])
-    key = AgentApiKey.objects.get(pk=body["id"])
+    key = AgentApiKey.objects.get(pk=stored(body["id"], AgentApiKey))
     assert (key.agent_id, key.name, key.revoked_at) == (agent.pk, "ci", None)
     assert key.token_hash == hashlib.sha256(body["token"].encode()).hexdigest()
     row = ActivityEvent.objects.get(action="agent.key_created")
@@ -295,7 +299,7 @@ def test_a_new_key_authenticates_its_agent(board, agent):
     response = client_for(token).get("/api/agents/me")
 
     assert response.status_code == 200
-    assert response.json()["id"] == agent.pk
+    assert response.json()["id"] == wire(agent)
 
 
 def test_the_token_is_never_shown_or_stored_again(board, agent):
@@ -471,7 +475,7 @@ def test_each_agent_mutation_writes_one_activity_row(
 
     assert response.status_code in (200, 201), response.content
     [row] = ActivityEvent.objects.exclude(pk__in=before)
-    entity_id = response.json()["id"] if action == "agent.created" else None
+    entity_id = stored(response.json()["id"], Agent) if action == "agent.created" else None
     entity_id = entity_id or (paused.pk if action == "agent.resumed" else agent.pk)
     assert (row.action, row.entity_type, row.entity_id) == (action, "agent", entity_id)
     assert (row.company_id, row.actor_type, row.actor_id) == (company.pk, "user", board_user.pk)

@@ -22,6 +22,7 @@ from companies.models import ActivityEvent
 from issues.models import Comment, Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +122,7 @@ def test_unknown_run_id_is_422_on_checkout(key, company):
     assert response.json() == {
         "error": "Unknown run for this agent",
         "code": "run_unknown",
-        "details": {"runId": UNKNOWN_RUN},
+        "details": {"runId": wire(UNKNOWN_RUN)},
     }
     issue.refresh_from_db()
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id) == ("todo", None, None)
@@ -199,7 +200,7 @@ def test_finished_run_is_422_run_not_live(key, agent, company, status):
     body = response.json()
     assert (body["code"], body["details"]["runId"], body["details"]["status"]) == (
         "run_not_live",
-        finished.pk,
+        wire(finished),
         status,
     )
     issue.refresh_from_db()
@@ -295,7 +296,7 @@ def test_run_token_authenticates_as_the_agent(woken, agent):
     response = client_for(woken["runToken"]).get("/api/agents/me")
 
     assert response.status_code == 200, response.json()
-    assert response.json()["id"] == agent.pk
+    assert response.json()["id"] == wire(agent)
 
 
 def test_run_token_speaks_for_its_run_without_a_header(woken, agent, company):
@@ -309,7 +310,7 @@ def test_run_token_speaks_for_its_run_without_a_header(woken, agent, company):
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id) == (
         "in_progress",
         agent.pk,
-        woken["id"],
+        stored(woken["id"], HeartbeatRun),
     )
 
 
@@ -329,7 +330,7 @@ def test_run_token_with_a_different_run_in_the_header_is_422(woken, agent, compa
     assert response.json() == {
         "error": "X-Paperclip-Run-Id does not match the run token",
         "code": "run_id_mismatch",
-        "details": {"runId": other.pk, "tokenRunId": woken["id"]},
+        "details": {"runId": wire(other), "tokenRunId": woken["id"]},
     }
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run_id) == ("todo", None)
@@ -418,13 +419,13 @@ def test_second_request_within_five_seconds_does_not_write_the_lease_again(key, 
 
 
 def test_run_token_requests_renew_the_lease_too(woken, agent):
-    HeartbeatRun.objects.filter(pk=woken["id"]).update(
+    HeartbeatRun.objects.filter(pk=stored(woken["id"], HeartbeatRun)).update(
         lease_expires_at=timezone.now() + timedelta(seconds=10)
     )
 
     assert client_for(woken["runToken"]).get("/api/agents/me").status_code == 200
 
-    run = HeartbeatRun.objects.get(pk=woken["id"])
+    run = HeartbeatRun.objects.get(pk=stored(woken["id"], HeartbeatRun))
     assert run.lease_expires_at > timezone.now() + timedelta(seconds=200)
 
 

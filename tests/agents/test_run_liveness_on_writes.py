@@ -20,6 +20,7 @@ from companies.models import ActivityEvent
 from issues.models import Approval, Attachment, Comment, Document, Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -108,7 +109,7 @@ def test_a_write_from_a_finished_run_is_422_and_writes_nothing(
     body = response.json()
     assert (body["code"], body["details"]["runId"], body["details"]["status"]) == (
         "run_not_live",
-        run.pk,
+        wire(run),
         status,
     )
     assert nothing_written(todo, todo.title)
@@ -185,7 +186,7 @@ def test_finishing_a_run_the_board_cancelled_is_409_naming_its_status(board, key
     assert response.json() == {
         "error": "Run is already cancelled",
         "code": "run_finished",
-        "details": {"runId": run.pk, "status": "cancelled"},
+        "details": {"runId": wire(run), "status": "cancelled"},
     }
     run.refresh_from_db()
     assert (run.status, run.exit_reason) == ("cancelled", "cancelled_by_board")

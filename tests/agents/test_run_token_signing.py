@@ -7,8 +7,10 @@ from __future__ import annotations
 import jwt
 import pytest
 
+from agents.models import HeartbeatRun
 from agents.runs import RUN_TOKEN_AUDIENCE
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +27,7 @@ def test_run_token_from_a_wakeup_authenticates_as_its_agent(woken, agent):
     response = client_for(woken["runToken"]).get("/api/agents/me")
 
     assert response.status_code == 200
-    assert response.json()["id"] == agent.pk
+    assert response.json()["id"] == wire(agent)
 
 
 def test_run_token_is_not_signed_with_secret_key_itself(woken, settings):
@@ -40,7 +42,7 @@ def test_run_token_is_not_signed_with_secret_key_itself(woken, settings):
 
 def test_run_token_forged_with_secret_key_from_known_ids_is_401(woken, agent, settings):
     claims = jwt.decode(woken["runToken"], options={"verify_signature": False})
-    assert (claims["sub"], claims["run"]) == (agent.pk, woken["id"])
+    assert (claims["sub"], claims["run"]) == (agent.pk, stored(woken["id"], HeartbeatRun))
     forged = jwt.encode(claims, settings.SECRET_KEY, algorithm="HS256")
 
     response = client_for(forged).get("/api/agents/me")

@@ -19,6 +19,7 @@ from agents.models import Agent, HeartbeatRun, WakeupRequest
 from companies.models import ActivityEvent
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -94,17 +95,17 @@ def test_board_wakes_an_agent_and_gets_202_with_a_queued_run_and_its_token(
     body = response.json()
     assert set(body) == RUN_FIELDS | {"runToken"}
     assert (body["agentId"], body["status"], body["invocationSource"], body["wakeReason"]) == (
-        agent.pk,
+        wire(agent),
         "queued",
         "on_demand",
         "check the queue",
     )
-    assert body["id"].startswith("run_")
     assert (body["isLive"], body["cancelRequested"], body["startedAt"]) == (True, False, None)
     lease = timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
     assert before + lease <= parse_time(body["leaseExpiresAt"]) <= timezone.now() + lease
     assert body["runToken"].count(".") == 2
-    run = HeartbeatRun.objects.get(pk=body["id"])
+    run = HeartbeatRun.objects.get(pk=stored(body["id"], HeartbeatRun))
+    assert body["id"] == wire(run)
     assert (run.agent_id, run.company_id, run.status) == (agent.pk, agent.company_id, "queued")
     [request] = WakeupRequest.objects.filter(agent=agent)
     assert (request.run_id, request.requested_by_type, request.requested_by_id) == (
@@ -121,7 +122,7 @@ def test_agent_wakes_itself(client, agent):
     response = wake(client, agent)
 
     assert response.status_code == 202, response.json()
-    assert response.json()["agentId"] == agent.pk
+    assert response.json()["agentId"] == wire(agent)
     [request] = WakeupRequest.objects.filter(agent=agent)
     assert (request.requested_by_type, request.requested_by_id) == ("agent", agent.pk)
 
@@ -145,7 +146,7 @@ def test_board_waking_an_agent_that_may_not_work_gets_409(board, company, status
     assert response.json() == {
         "error": f"Agent is {status} and cannot be woken",
         "code": "agent_not_wakeable",
-        "details": {"agentId": sleeper.pk, "status": status},
+        "details": {"agentId": wire(sleeper), "status": status},
     }
     assert not HeartbeatRun.objects.filter(agent=sleeper).exists()
 
@@ -191,7 +192,7 @@ def test_second_wake_for_the_same_issue_merges_into_the_queued_run(board, agent,
 
     assert (first.status_code, second.status_code) == (202, 202)
     assert second.json()["id"] == first.json()["id"]
-    assert second.json()["issueId"] == issue.pk
+    assert second.json()["issueId"] == wire(issue)
     run = HeartbeatRun.objects.get(agent=agent)
     assert (run.status, run.issue_id) == ("queued", issue.pk)
     requests = list(WakeupRequest.objects.filter(agent=agent).order_by("created_at", "id"))
@@ -228,10 +229,12 @@ def test_heartbeat_invoke_wakes_on_demand(board, agent):
     assert (body["status"], body["invocationSource"], body["agentId"]) == (
         "queued",
         "on_demand",
-        agent.pk,
+        wire(agent),
     )
     assert "runToken" in body
-    assert HeartbeatRun.objects.get(pk=body["id"]).invocation_source == "on_demand"
+    assert HeartbeatRun.objects.get(pk=stored(body["id"], HeartbeatRun)).invocation_source == (
+        "on_demand"
+    )
 
 
 # -- a run's life -------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ def test_start_moves_a_queued_run_to_running(client, queued, agent):
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert (body["id"], body["status"], body["isLive"]) == (queued.pk, "running", True)
+    assert (body["id"], body["status"], body["isLive"]) == (wire(queued), "running", True)
     assert before <= parse_time(body["startedAt"]) <= timezone.now()
     queued.refresh_from_db()
     assert queued.status == "running"
@@ -268,7 +271,7 @@ def test_start_of_a_finished_run_gets_409(client, agent, status):
     assert response.json() == {
         "error": f"Run is already {status}",
         "code": "run_finished",
-        "details": {"runId": finished.pk, "status": status},
+        "details": {"runId": wire(finished), "status": status},
     }
     finished.refresh_from_db()
     assert finished.status == status
@@ -406,7 +409,7 @@ def test_finishing_a_finished_run_gets_409(client, agent):
     assert again.json() == {
         "error": "Run is already succeeded",
         "code": "run_finished",
-        "details": {"runId": run.pk, "status": "succeeded"},
+        "details": {"runId": wire(run), "status": "succeeded"},
     }
     run.refresh_from_db()
     assert run.status == "succeeded"
@@ -459,9 +462,9 @@ def test_get_a_run_by_id(board, agent, peer):
         body = response.json()
         assert set(body) == RUN_FIELDS
         assert (body["id"], body["agentId"], body["companyId"], body["status"]) == (
-            run.pk,
-            agent.pk,
-            agent.company_id,
+            wire(run),
+            wire(agent),
+            wire(agent.company_id),
             "running",
         )
 
@@ -480,10 +483,10 @@ def test_company_runs_filter_by_agent_and_status(board, company, agent, peer, ot
         assert response.status_code == 200, response.json()
         return [run["id"] for run in response.json()]
 
-    assert ids("") == [peers_running.pk, mine_done.pk, mine_running.pk]  # newest first
-    assert ids(f"?agentId={agent.pk}") == [mine_done.pk, mine_running.pk]
-    assert ids("?status=running") == [peers_running.pk, mine_running.pk]
-    assert ids(f"?agentId={agent.pk}&status=running") == [mine_running.pk]
+    assert ids("") == wire([peers_running, mine_done, mine_running])  # newest first
+    assert ids(f"?agentId={agent.pk}") == wire([mine_done, mine_running])
+    assert ids("?status=running") == wire([peers_running, mine_running])
+    assert ids(f"?agentId={agent.pk}&status=running") == [wire(mine_running)]
     assert ids(f"?agentId={agent.pk}&status=timed_out") == []
 
 
@@ -518,8 +521,8 @@ def test_issue_runs_lists_the_runs_woken_for_it_or_that_held_its_lock_newest_fir
 
     assert response.status_code == 200, response.json()
     listed = [run["id"] for run in response.json()]
-    assert listed == [holder.pk, woken]
-    assert unrelated.pk not in listed
+    assert listed == [wire(holder), woken]
+    assert wire(unrelated) not in listed
 
 
 def test_issue_runs_include_a_run_that_adopted_the_lock(board, company, agent):
@@ -535,7 +538,7 @@ def test_issue_runs_include_a_run_that_adopted_the_lock(board, company, agent):
 
     response = board.get(f"/api/issues/{issue.pk}/runs")
 
-    assert [run["id"] for run in response.json()] == [new.pk]
+    assert [run["id"] for run in response.json()] == [wire(new)]
 
 
 # -- tenancy and bad ids ------------------------------------------------------------------------

@@ -25,10 +25,12 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from agents.delivery import new_webhook_secret
 from agents.models import Agent, HeartbeatRun, WakeDelivery
 from companies.models import ActivityEvent
+from issues.models import Issue
 from paperclip.ids import new_id
 from tests import factories
 from tests.agents.receivers import Receiver, refused_url, running_receiver
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 IMMEDIATE_TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
@@ -175,13 +177,14 @@ def test_http_agent_assigned_an_issue_receives_a_signed_wake_with_its_context(
     assert request.headers["content-type"] == "application/json"
     assert {"webhook-id", "webhook-timestamp", "webhook-signature"} <= set(request.headers)
     payload = Webhook(hired["webhookSecret"]).verify(request.body, request.headers)
-    run = HeartbeatRun.objects.get(agent_id=hired["id"])
+    run = HeartbeatRun.objects.get(agent_id=stored(hired["id"], Agent))
+    assert request.headers["webhook-id"] == wire(run)  # the run, as the payload names it
     assert payload == {
         "type": "agent.wake",
-        "runId": run.pk,
+        "runId": wire(run),
         "runToken": payload["runToken"],
         "agentId": hired["id"],
-        "companyId": company.pk,
+        "companyId": wire(company),
         "taskId": issue["id"],
         "wakeReason": "issue_assigned",
         "wakeCommentId": None,
@@ -208,7 +211,7 @@ def test_delivered_run_token_authenticates_as_the_woken_agent(
     [payload] = verified(receiver, courier.webhook_secret)
     response = client_for(payload["runToken"]).get("/api/agents/me")
     assert response.status_code == 200, response.json()
-    assert (response.json()["id"], response.json()["name"]) == (courier.pk, "Courier")
+    assert (response.json()["id"], response.json()["name"]) == (wire(courier), "Courier")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -222,7 +225,7 @@ def test_comment_wake_delivers_the_comment_id(board, company, receiver, database
     run_worker()
     [payload] = verified(receiver, courier.webhook_secret)
     assert (payload["taskId"], payload["wakeReason"], payload["wakeCommentId"]) == (
-        issue.pk,
+        wire(issue),
         "issue_commented",
         response.json()["id"],
     )
@@ -252,11 +255,11 @@ def test_wakeup_delivers_the_approval_and_linked_issues_it_names(
     [payload] = verified(receiver, courier.webhook_secret)
     assert payload["runId"] == woken["id"]
     assert {key: payload[key] for key in ("taskId", "approvalId", "approvalStatus")} == {
-        "taskId": issue.pk,
-        "approvalId": approval_id,
+        "taskId": wire(issue),
+        "approvalId": wire(approval_id),
         "approvalStatus": "approved",
     }
-    assert payload["linkedIssueIds"] == [linked.pk]
+    assert payload["linkedIssueIds"] == [wire(linked)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -295,10 +298,11 @@ def test_receiver_failing_twice_then_succeeding_gets_three_recorded_attempts(
 
     if backend == "database":
         run_worker()
-    assert attempts(woken["id"]) == [(1, False, 500), (2, False, 500), (3, True, 200)]
-    failed = WakeDelivery.objects.filter(run_id=woken["id"], succeeded=False)
+    run_id = stored(woken["id"], HeartbeatRun)
+    assert attempts(run_id) == [(1, False, 500), (2, False, 500), (3, True, 200)]
+    failed = WakeDelivery.objects.filter(run_id=run_id, succeeded=False)
     assert all(row.error for row in failed)
-    assert WakeDelivery.objects.get(run_id=woken["id"], attempt=3).error == ""
+    assert WakeDelivery.objects.get(run_id=run_id, attempt=3).error == ""
     payloads = verified(flaky_receiver, courier.webhook_secret)
     assert [payload["runId"] for payload in payloads] == [woken["id"]] * 3
     assert pending_deliveries() == []
@@ -327,23 +331,24 @@ def test_failed_delivery_is_retried_after_a_backoff_that_doubles(
     settings.PAPERCLIP_WAKE_RETRY_BASE_SECONDS = 5
     courier = http_agent(company, flaky_receiver.url)
     woken = wake_up(board, courier.pk)
+    run_id = stored(woken["id"], HeartbeatRun)
 
     for attempt, delay in ((1, 5), (2, 10)):
         before = timezone.now()
         run_worker()
         after = timezone.now()
-        assert [row[0] for row in attempts(woken["id"])] == list(range(1, attempt + 1))
+        assert [row[0] for row in attempts(run_id)] == list(range(1, attempt + 1))
         [retry] = pending_deliveries()
-        assert retry.args_kwargs == {"args": [woken["id"], attempt + 1], "kwargs": {}}
+        assert retry.args_kwargs == {"args": [run_id, attempt + 1], "kwargs": {}}
         assert before + timedelta(seconds=delay) <= retry.run_after
         assert retry.run_after <= after + timedelta(seconds=delay)
         run_worker()  # not due yet: nothing happens
-        assert len(attempts(woken["id"])) == attempt
+        assert len(attempts(run_id)) == attempt
         # Time passes: the retry is due.
         DBTaskResult.objects.filter(pk=retry.pk).update(run_after=timezone.now())
 
     run_worker()
-    assert attempts(woken["id"]) == [(1, False, 500), (2, False, 500), (3, True, 200)]
+    assert attempts(run_id) == [(1, False, 500), (2, False, 500), (3, True, 200)]
     assert pending_deliveries() == []
 
 
@@ -358,7 +363,9 @@ def test_receiver_that_is_down_gets_max_attempts_each_recording_the_error(
     woken = wake_up(board, courier.pk)
 
     run_worker()
-    rows = list(WakeDelivery.objects.filter(run_id=woken["id"]).order_by("attempt"))
+    rows = list(
+        WakeDelivery.objects.filter(run_id=stored(woken["id"], HeartbeatRun)).order_by("attempt")
+    )
     assert [(row.attempt, row.url, row.succeeded, row.status_code) for row in rows] == [
         (1, url, False, None),
         (2, url, False, None),
@@ -384,7 +391,7 @@ def test_run_that_started_before_delivery_is_not_delivered(
     run_worker()
 
     assert receiver.requests == []
-    assert attempts(woken["id"]) == []
+    assert attempts(stored(woken["id"], HeartbeatRun)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -392,15 +399,16 @@ def test_retry_is_not_sent_once_the_run_has_started(board, company, fast_retries
     with running_receiver(statuses=(500,)) as receiver:
         courier = http_agent(company, receiver.url)
         woken = wake_up(board, courier.pk)
+        run_id = stored(woken["id"], HeartbeatRun)
         run_worker("--max-tasks", "1")
-        assert attempts(woken["id"]) == [(1, False, 500)]
+        assert attempts(run_id) == [(1, False, 500)]
         key = factories.AgentApiKeyFactory(agent=courier)
         started = client_for(key.token).post(f"/api/heartbeat-runs/{woken['id']}/start")
         assert started.status_code == 200, started.json()
 
         run_worker()
 
-        assert attempts(woken["id"]) == [(1, False, 500)]
+        assert attempts(run_id) == [(1, False, 500)]
         assert len(receiver.requests) == 1
         assert pending_deliveries() == []
 
@@ -415,7 +423,7 @@ def test_run_cancelled_before_delivery_is_not_delivered(board, company, receiver
     run_worker()
 
     assert receiver.requests == []
-    assert attempts(woken["id"]) == []
+    assert attempts(stored(woken["id"], HeartbeatRun)) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -431,7 +439,8 @@ def test_process_agent_gets_no_delivery_even_with_a_url(board, company, receiver
     issue = create_issue(board, company, title="Poll for me", assigneeAgentId=poller.pk)
 
     run = HeartbeatRun.objects.get(agent=poller)
-    assert (run.issue_id, run.status) == (issue["id"], "queued")  # woken: it finds the run
+    # Woken: it finds the run.
+    assert (run.issue_id, run.status) == (stored(issue["id"], Issue), "queued")
     assert pending_deliveries() == []
     run_worker()
     assert receiver.requests == []
@@ -445,8 +454,9 @@ def test_http_agent_without_a_url_gets_no_delivery(board, company, database_task
     woken = wake_up(board, courier.pk)
 
     run_worker()
-    assert attempts(woken["id"]) == []
-    assert HeartbeatRun.objects.get(pk=woken["id"]).status == "queued"
+    run_id = stored(woken["id"], HeartbeatRun)
+    assert attempts(run_id) == []
+    assert HeartbeatRun.objects.get(pk=run_id).status == "queued"
 
 
 # -- the signing secret ----------------------------------------------------------------------------
@@ -458,7 +468,7 @@ def test_creating_an_agent_answers_its_webhook_secret_once(board, company):
     secret = hired["webhookSecret"]
     assert secret.startswith("whsec_")
     assert len(base64.b64decode(secret.removeprefix("whsec_"))) >= 24
-    agent = Agent.objects.get(pk=hired["id"])
+    agent = Agent.objects.get(pk=stored(hired["id"], Agent))
     assert agent.webhook_secret == secret
     key = factories.AgentApiKeyFactory(agent=agent)
     answers = [
@@ -550,4 +560,4 @@ def test_after_rotation_wakes_verify_with_the_new_secret_only(
     assert Webhook(new).verify(request.body, request.headers)["runId"] == woken["id"]
     with pytest.raises(WebhookVerificationError):
         Webhook(old).verify(request.body, request.headers)
-    assert attempts(woken["id"]) == [(1, True, 200)]
+    assert attempts(stored(woken["id"], HeartbeatRun)) == [(1, True, 200)]

@@ -16,8 +16,10 @@ import pytest
 from django.utils import timezone
 
 from agents.models import Agent, HeartbeatRun, WakeupRequest
+from issues.models import Comment, Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -92,7 +94,7 @@ def test_creating_an_issue_assigned_to_an_agent_wakes_it(board, board_user, comp
     response = create_issue(board, company, **fields)
 
     assert response.status_code == 201, response.json()
-    issue_id = response.json()["id"]
+    issue_id = stored(response.json()["id"], Issue)
     assert_woken_once(agent, issue_id, "issue_assigned", "assignment")
     [wake] = wakeups(agent)
     assert (wake.requested_by_type, wake.requested_by_id) == ("user", board_user.pk)
@@ -213,7 +215,7 @@ def test_a_board_comment_wakes_the_assignee_with_the_comment_id(board, company, 
     response = comment(board, issue.pk, "How is it going?")
 
     assert response.status_code == 201, response.json()
-    comment_id = response.json()["id"]
+    comment_id = stored(response.json()["id"], Comment)
     assert_woken_once(agent, issue.pk, "issue_commented", "automation", commentId=comment_id)
 
 
@@ -223,7 +225,7 @@ def test_another_agents_comment_wakes_the_assignee(company, agent, peer):
     response = comment(key_of(peer), issue.pk, "I need this for my task.")
 
     assert response.status_code == 201, response.json()
-    comment_id = response.json()["id"]
+    comment_id = stored(response.json()["id"], Comment)
     assert_woken_once(agent, issue.pk, "issue_commented", "automation", commentId=comment_id)
     [wake] = wakeups(agent)
     assert (wake.requested_by_type, wake.requested_by_id) == ("agent", peer.pk)
@@ -348,7 +350,7 @@ def test_reopening_with_a_comment_wakes_the_assignee_once_pointing_at_the_commen
     assert response.status_code == 201, response.json()
     [wake] = wakeups(agent)
     assert wake.run.issue_id == issue.pk
-    assert wake.run.context.get("commentId") == response.json()["id"]
+    assert wake.run.context.get("commentId") == stored(response.json()["id"], Comment)
 
 
 # -- one wake per agent per request ----------------------------------------------------------------
@@ -399,7 +401,7 @@ def test_assigning_a_paused_agent_does_not_wake_it(board, company, paused):
     response = create_issue(board, company, assigneeAgentId=paused.pk)
 
     assert response.status_code == 201, response.json()
-    assert response.json()["assigneeAgentId"] == paused.pk
+    assert response.json()["assigneeAgentId"] == wire(paused)
     assert all_wakeups() == []
     assert not HeartbeatRun.objects.exists()
 
@@ -437,7 +439,7 @@ def test_a_paused_agent_is_woken_again_once_resumed(board, company, paused):
     response = create_issue(board, company, assigneeAgentId=paused.pk)
 
     assert response.status_code == 201, response.json()
-    assert_woken_once(paused, response.json()["id"], "issue_assigned", "assignment")
+    assert_woken_once(paused, stored(response.json()["id"], Issue), "issue_assigned", "assignment")
 
 
 # -- coalescing into a queued run ------------------------------------------------------------------
@@ -455,8 +457,12 @@ def test_a_wake_for_an_issue_whose_run_is_still_queued_merges_into_that_run(boar
     assert (second.reason, second.coalesced) == ("issue_commented", True)
     assert second.run_id == first.run_id
     run = HeartbeatRun.objects.get(agent=agent)
-    assert (run.status, run.issue_id, run.wake_reason) == ("queued", issue_id, "issue_commented")
-    assert run.context["commentId"] == response.json()["id"]
+    assert (run.status, run.issue_id, run.wake_reason) == (
+        "queued",
+        stored(issue_id, Issue),
+        "issue_commented",
+    )
+    assert run.context["commentId"] == stored(response.json()["id"], Comment)
 
 
 def test_several_comments_merge_into_one_queued_run_that_names_the_latest(board, company, agent):
@@ -466,7 +472,7 @@ def test_several_comments_merge_into_one_queued_run_that_names_the_latest(board,
 
     assert [wake.coalesced for wake in wakeups(agent)] == [False, True, True]
     assert len({wake.run_id for wake in wakeups(agent)}) == 1
-    assert HeartbeatRun.objects.get(agent=agent).context["commentId"] == ids[-1]
+    assert HeartbeatRun.objects.get(agent=agent).context["commentId"] == stored(ids[-1], Comment)
 
 
 def test_a_wake_after_the_run_started_gets_a_new_run(board, company, agent):

@@ -13,6 +13,7 @@ from agents.models import Agent, HeartbeatRun, WakeDelivery
 from paperclip.targets import TargetRefused, check_target_url
 from tests import factories
 from tests.agents.receivers import running_receiver
+from tests.wire import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -248,7 +249,7 @@ def wake(board, agent: Agent, django_capture_on_commit_callbacks) -> HeartbeatRu
     with django_capture_on_commit_callbacks(execute=True):
         response = board.post(f"/api/agents/{agent.pk}/wakeup", {}, format="json")
     assert response.status_code == 202, response.content
-    return HeartbeatRun.objects.get(pk=response.json()["id"])
+    return HeartbeatRun.objects.get(pk=stored(response.json()["id"], HeartbeatRun))
 
 
 def test_a_name_that_now_resolves_to_link_local_is_refused_at_delivery_and_nothing_is_sent(

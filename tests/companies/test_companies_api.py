@@ -9,6 +9,7 @@ from companies.models import ActivityEvent, Company
 from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_board_reads_its_company(board, company):
     assert {
         k: body[k] for k in ("id", "name", "description", "issuePrefix", "issueCounter", "status")
     } == {
-        "id": company.pk,
+        "id": wire(company),
         "name": "Acme Robotics",
         "description": "",
         "issuePrefix": "ACM",
@@ -44,7 +45,7 @@ def test_board_reads_its_company(board, company):
 def test_agent_reads_its_own_company(agent_client, company):
     response = agent_client.get(f"/api/companies/{company.pk}")
 
-    assert (response.status_code, response.json()["id"]) == (200, company.pk)
+    assert (response.status_code, response.json()["id"]) == (200, wire(company))
 
 
 def test_board_renames_its_company_and_the_log_keeps_the_old_name(board, board_user, company):
@@ -73,7 +74,7 @@ def test_company_update_appears_in_the_company_activity(board, company):
     [row] = response.json()
     assert (row["action"], row["entityId"], row["details"]["changes"]["name"]["to"]) == (
         "company.updated",
-        company.pk,
+        wire(company),
         "Acme Rockets",
     )
 
@@ -112,7 +113,7 @@ def test_patch_ignores_the_read_only_issue_prefix_and_counter(board, company):
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["id"], body["name"], body["issuePrefix"], body["issueCounter"]) == (
-        company.pk,
+        wire(company),
         "Acme Two",
         "ACM",
         1,

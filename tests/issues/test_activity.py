@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from companies.models import ActivityEvent
 from tests import factories
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_company_activity_is_newest_first(board, company):
     response = board.get(activity_url(company))
 
     assert response.status_code == 200
-    assert ids(response) == [new.pk, middle.pk, old.pk]
+    assert ids(response) == wire([new, middle, old])
 
 
 def test_company_activity_row_has_the_full_shape(board, company, agent):
@@ -78,15 +79,15 @@ def test_company_activity_row_has_the_full_shape(board, company, agent):
     assert response.status_code == 200
     assert response.json() == [
         {
-            "id": row.pk,
-            "companyId": company.pk,
+            "id": wire(row),
+            "companyId": wire(company),
             "actorType": "agent",
-            "actorId": agent.pk,
-            "runId": "run_01j00000000000000000000000",
+            "actorId": wire(agent),
+            "runId": wire("run_01j00000000000000000000000"),
             "action": "issue.updated",
             "entityType": "issue",
-            "entityId": "iss_01j00000000000000000000000",
-            "issueId": "iss_01j00000000000000000000000",
+            "entityId": wire("iss_01j00000000000000000000000"),
+            "issueId": wire("iss_01j00000000000000000000000"),
             "details": {"changes": {"title": {"from": "a", "to": "b"}}},
             "createdAt": row.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         }
@@ -104,7 +105,7 @@ def test_company_activity_shows_what_the_api_did(board, board_user, company):
     assert response.status_code == 200
     assert actions(response) == ["issue.updated", "issue.created"]
     for row in response.json():
-        assert (row["actorType"], row["actorId"]) == ("user", board_user.pk)
+        assert (row["actorType"], row["actorId"]) == ("user", wire(board_user))
         assert (row["entityType"], row["entityId"], row["issueId"]) == (
             "issue",
             created["id"],
@@ -119,7 +120,7 @@ def test_company_activity_leaves_out_other_companies(board, company, other_compa
     response = board.get(activity_url(company))
 
     assert response.status_code == 200
-    assert ids(response) == [ours.pk]
+    assert ids(response) == [wire(ours)]
 
 
 def test_agent_of_the_company_reads_its_activity(agent_client, company):
@@ -128,7 +129,7 @@ def test_agent_of_the_company_reads_its_activity(agent_client, company):
     response = agent_client.get(activity_url(company))
 
     assert response.status_code == 200
-    assert ids(response) == [row.pk]
+    assert ids(response) == [wire(row)]
 
 
 def test_company_activity_of_another_company_is_404(other_client, company):
@@ -156,7 +157,7 @@ def test_company_activity_filters_by_agent(board, company, agent, board_user):
     response = board.get(activity_url(company), {"agentId": agent.pk})
 
     assert response.status_code == 200
-    assert ids(response) == [by_agent.pk]
+    assert ids(response) == [wire(by_agent)]
 
 
 def test_company_activity_filters_by_entity_type(board, company):
@@ -166,7 +167,7 @@ def test_company_activity_filters_by_entity_type(board, company):
     response = board.get(activity_url(company), {"entityType": "issue"})
 
     assert response.status_code == 200
-    assert ids(response) == [on_issue.pk]
+    assert ids(response) == [wire(on_issue)]
 
 
 def test_company_activity_filters_by_entity_type_and_id(board, company):
@@ -180,7 +181,7 @@ def test_company_activity_filters_by_entity_type_and_id(board, company):
     )
 
     assert response.status_code == 200
-    assert ids(response) == [wanted.pk]
+    assert ids(response) == [wire(wanted)]
 
 
 def test_company_activity_limit_answers_a_page_and_a_next_cursor(board, company):
@@ -189,7 +190,7 @@ def test_company_activity_limit_answers_a_page_and_a_next_cursor(board, company)
     response = board.get(activity_url(company), {"limit": 2})
 
     assert response.status_code == 200
-    assert ids(response) == [rows[0].pk, rows[1].pk]
+    assert ids(response) == wire([rows[0], rows[1]])
     assert response.headers["X-Next-Cursor"]
 
 
@@ -221,7 +222,7 @@ def test_following_company_activity_cursors_walks_every_row_exactly_once(board, 
             break
 
     assert seen == everything
-    assert sorted(seen) == sorted(row.pk for row in rows)
+    assert sorted(seen) == sorted(wire(rows))
 
 
 @pytest.mark.parametrize(("param", "value"), [("limit", "0"), ("limit", "1001"), ("cursor", "@@")])
@@ -261,7 +262,7 @@ def test_issue_activity_lists_rows_about_the_issue_and_its_comments_newest_first
     assert response.status_code == 200
     assert actions(response) == ["issue.updated", "issue.comment_added", "issue.updated"]
     rows = response.json()
-    assert {row["issueId"] for row in rows} == {issue.pk}
+    assert {row["issueId"] for row in rows} == {wire(issue)}
     assert (rows[1]["entityType"], rows[1]["entityId"]) == ("comment", comment["id"])
     assert rows[0]["details"]["changes"]["status"] == {"from": "todo", "to": "blocked"}
     assert rows[2]["details"]["changes"]["title"] == {"from": "Tracked", "to": "Tracked closely"}
@@ -273,7 +274,7 @@ def test_issue_activity_by_identifier(board, issue):
     response = board.get(f"/api/issues/{issue.identifier.lower()}/activity")
 
     assert response.status_code == 200
-    assert ids(response) == [row.pk]
+    assert ids(response) == [wire(row)]
 
 
 def test_issue_activity_is_paginated(board, issue):
@@ -288,8 +289,8 @@ def test_issue_activity_is_paginated(board, issue):
     )
 
     assert (first.status_code, second.status_code) == (200, 200)
-    assert ids(first) == [rows[0].pk, rows[1].pk]
-    assert ids(second) == [rows[2].pk]
+    assert ids(first) == wire([rows[0], rows[1]])
+    assert ids(second) == [wire(rows[2])]
     assert "X-Next-Cursor" not in second.headers
 
 
@@ -299,7 +300,7 @@ def test_agent_of_the_company_reads_issue_activity(agent_client, issue):
     response = agent_client.get(issue_activity_url(issue))
 
     assert response.status_code == 200
-    assert ids(response) == [row.pk]
+    assert ids(response) == [wire(row)]
 
 
 def test_issue_activity_of_another_company_is_404(other_client, issue):

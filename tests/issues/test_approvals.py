@@ -10,6 +10,7 @@ from companies.models import ActivityEvent
 from issues.models import Approval, ApprovalComment
 from tests import factories
 from tests.conftest import client_for, iso
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -41,15 +42,18 @@ def approval_body(approval: Approval) -> dict:
     """The approval as the API must render it, from the database."""
     approval = Approval.objects.get(pk=approval.pk)
     return {
-        "id": approval.pk,
-        "companyId": approval.company_id,
+        "id": wire(approval.pk),
+        "companyId": wire(approval.company_id),
         "type": approval.type,
         "status": approval.status,
-        "payload": approval.payload,
-        "issueIds": sorted(approval.issues.values_list("pk", flat=True)),
-        "requestedByAgentId": approval.requested_by_agent_id,
-        "requestedByUserId": approval.requested_by_user_id,
-        "decidedByUserId": approval.decided_by_user_id,
+        "payload": {
+            key: wire(value) if key.endswith("Id") else value
+            for key, value in approval.payload.items()
+        },
+        "issueIds": sorted(wire(list(approval.issues.values_list("pk", flat=True)))),
+        "requestedByAgentId": wire(approval.requested_by_agent_id),
+        "requestedByUserId": wire(approval.requested_by_user_id),
+        "decidedByUserId": wire(approval.decided_by_user_id),
         "decisionNote": approval.decision_note,
         "decidedAt": iso(approval.decided_at) if approval.decided_at else None,
         "createdAt": iso(approval.created_at),
@@ -86,13 +90,13 @@ def test_agent_request_is_201_pending_naming_the_agent_and_linking_issues_by_id_
     assert response.status_code == 201, response.json()
     body = response.json()
     approval = Approval.objects.get()
-    assert body["id"] == approval.pk and approval.pk.startswith("apr_")
+    assert body["id"] == wire(approval) and approval.pk.startswith("apr_")
     assert sorted_ids(body) == approval_body(approval)
     assert (body["status"], body["type"]) == ("pending", "hire_agent")
-    assert body["companyId"] == company.pk
+    assert body["companyId"] == wire(company)
     assert body["payload"] == {"name": "Designer", "budgetCents": 5000}
-    assert sorted(body["issueIds"]) == sorted([issue.pk, second.pk])
-    assert (body["requestedByAgentId"], body["requestedByUserId"]) == (agent.pk, None)
+    assert sorted(body["issueIds"]) == sorted(wire([issue, second]))
+    assert (body["requestedByAgentId"], body["requestedByUserId"]) == (wire(agent), None)
     assert (body["decidedAt"], body["decidedByUserId"]) == (None, None)
     assert set(approval.issues.all()) == {issue, second}
     row = ActivityEvent.objects.get()
@@ -116,10 +120,10 @@ def test_board_request_is_201_pending_naming_the_user(board, board_user, company
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    approval = Approval.objects.get(pk=body["id"])
+    approval = Approval.objects.get(pk=stored(body["id"], Approval))
     assert body == approval_body(approval)
     assert (body["status"], body["payload"], body["issueIds"]) == ("pending", {}, [])
-    assert (body["requestedByUserId"], body["requestedByAgentId"]) == (board_user.pk, None)
+    assert (body["requestedByUserId"], body["requestedByAgentId"]) == (wire(board_user), None)
     assert ActivityEvent.objects.get().action == "approval.created"
 
 
@@ -170,7 +174,7 @@ def test_list_filters_by_status(board, company, agent, approval):
     assert (pending.status_code, done.status_code, everything.status_code) == (200, 200, 200)
     assert pending.json() == [approval_body(approval)]
     assert done.json() == [approval_body(approved)]
-    assert {row["id"] for row in everything.json()} == {approval.pk, approved.pk}
+    assert {row["id"] for row in everything.json()} == {wire(approval), wire(approved)}
 
 
 def test_list_with_an_unknown_status_is_400(board, company, approval):
@@ -214,7 +218,7 @@ def test_get_its_issues_answers_the_linked_issues(agent_client, company, approva
 
     assert response.status_code == 200
     assert [(row["id"], row["identifier"], row["status"]) for row in response.json()] == [
-        (issue.pk, issue.identifier, "todo")
+        (wire(issue), issue.identifier, "todo")
     ]
 
 
@@ -241,7 +245,7 @@ def test_board_approves_a_pending_approval(board, board_user, approval):
     assert approval.decided_at is not None
     body = response.json()
     assert sorted_ids(body) == approval_body(approval)
-    assert (body["status"], body["decidedByUserId"]) == ("approved", board_user.pk)
+    assert (body["status"], body["decidedByUserId"]) == ("approved", wire(board_user))
     assert body["decidedAt"] == iso(approval.decided_at)
     row = ActivityEvent.objects.get(action="approval.approved")
     assert (row.entity_type, row.entity_id, row.actor_type, row.actor_id) == (
@@ -428,15 +432,16 @@ def test_agent_and_board_comment_and_the_list_is_oldest_first(
 
     assert (first.status_code, second.status_code) == (201, 201)
     one, two = first.json(), second.json()
-    assert one["id"].startswith("cmt_")
+    one_pk, two_pk = stored(one["id"], ApprovalComment), stored(two["id"], ApprovalComment)
+    assert one["id"] == wire(ApprovalComment.objects.get(pk=one_pk))
     assert (one["approvalId"], one["authorAgentId"], one["authorUserId"], one["body"]) == (
-        approval.pk,
-        agent.pk,
+        wire(approval),
+        wire(agent),
         None,
         "Why a designer?",
     )
     assert (two["authorUserId"], two["authorAgentId"], two["body"]) == (
-        board_user.pk,
+        wire(board_user),
         None,
         "Because UX.",
     )
@@ -449,8 +454,8 @@ def test_agent_and_board_comment_and_the_list_is_oldest_first(
     ]
     rows = ActivityEvent.objects.filter(action="approval.comment_added").order_by("created_at")
     assert [(r.entity_id, r.details["commentId"]) for r in rows] == [
-        (approval.pk, one["id"]),
-        (approval.pk, two["id"]),
+        (approval.pk, one_pk),
+        (approval.pk, two_pk),
     ]
 
 
@@ -478,7 +483,7 @@ def test_issue_links_an_approval_once_and_lists_it(board, company, agent):
     again = board.post(url, {"approvalId": approval.pk}, format="json")
 
     assert (first.status_code, again.status_code) == (201, 201)
-    assert first.json()["issueIds"] == [issue.pk]
+    assert first.json()["issueIds"] == [wire(issue)]
     assert again.json() == first.json()
     assert list(approval.issues.all()) == [issue]
     row = ActivityEvent.objects.get()  # the repeat logs nothing

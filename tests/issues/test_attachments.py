@@ -13,6 +13,8 @@ from rest_framework.test import APIClient
 from companies.models import ActivityEvent
 from issues.models import Attachment, Issue
 from tests import factories
+from tests.wire import stored as stored_pk
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -104,22 +106,21 @@ def test_board_upload_is_201_with_the_file_facts_and_stores_the_bytes(
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["id"].startswith("att_")
+    attachment = Attachment.objects.get(pk=stored_pk(body["id"], Attachment))
     assert body == {
-        "id": body["id"],
-        "companyId": company.pk,
-        "issueId": issue.pk,
+        "id": wire(attachment),
+        "companyId": wire(company),
+        "issueId": wire(issue),
         "issueCommentId": None,
         "name": "build.txt",
         "contentType": "text/plain",
         "byteSize": len(TEXT),
         "sha256": sha256(TEXT),
-        "contentPath": f"/api/attachments/{body['id']}/content",
+        "contentPath": f"/api/attachments/{wire(attachment)}/content",
         "createdByAgentId": None,
-        "createdByUserId": board_user.pk,
+        "createdByUserId": wire(board_user),
         "createdAt": body["createdAt"],
     }
-    attachment = Attachment.objects.get(pk=body["id"])
     name = f"attachments/{company.pk}/{issue.pk}/{attachment.pk}/build.txt"
     assert attachment.file.name == name
     assert (attachment.byte_size, attachment.sha256) == (len(TEXT), sha256(TEXT))
@@ -149,7 +150,7 @@ def test_upload_addresses_the_issue_by_identifier(board, issue):
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["issueId"] == issue.pk
+    assert response.json()["issueId"] == wire(issue)
 
 
 def test_upload_can_belong_to_a_comment_of_the_issue(board, issue):
@@ -158,7 +159,7 @@ def test_upload_can_belong_to_a_comment_of_the_issue(board, issue):
     response = upload(board, issue, issueCommentId=comment.pk)
 
     assert response.status_code == 201, response.json()
-    assert response.json()["issueCommentId"] == comment.pk
+    assert response.json()["issueCommentId"] == wire(comment)
     assert Attachment.objects.get().comment_id == comment.pk
 
 
@@ -287,7 +288,7 @@ def test_agent_upload_is_201_and_names_the_agent(agent_client, agent, issue):
 
     assert response.status_code == 201, response.json()
     assert (response.json()["createdByAgentId"], response.json()["createdByUserId"]) == (
-        agent.pk,
+        wire(agent),
         None,
     )
 
@@ -387,7 +388,7 @@ def test_board_delete_is_204_and_removes_the_object_only_after_commit(
         assert stored.names() == {name}  # the transaction has not committed yet
 
     assert response.status_code == 204
-    assert not Attachment.objects.filter(pk=attachment_id).exists()
+    assert not Attachment.objects.filter(pk=stored_pk(attachment_id, Attachment)).exists()
     for callback in callbacks:
         callback()
     assert stored.names() == set()
@@ -409,8 +410,9 @@ def test_deleting_the_issue_removes_its_stored_objects_after_commit(
 
     assert response.status_code == 204
     assert not Issue.objects.filter(pk=issue.pk).exists()
-    assert list(Attachment.objects.values_list("pk", flat=True)) == [kept["id"]]
-    assert stored.names() == {f"attachments/{company.pk}/{other_issue.pk}/{kept['id']}/kept.txt"}
+    kept_pk = stored_pk(kept["id"], Attachment)
+    assert list(Attachment.objects.values_list("pk", flat=True)) == [kept_pk]
+    assert stored.names() == {f"attachments/{company.pk}/{other_issue.pk}/{kept_pk}/kept.txt"}
 
 
 def test_agent_may_delete_its_own_upload(
@@ -439,7 +441,7 @@ def test_agent_cannot_delete_someone_elses_upload(
         "error": "Only the uploader or the board may delete an attachment",
         "code": "forbidden",
     }
-    assert Attachment.objects.filter(pk=attachment_id).exists()
+    assert Attachment.objects.filter(pk=stored_pk(attachment_id, Attachment)).exists()
     assert len(stored.names()) == 1
     assert "attachment.deleted" not in activity(issue)
 
@@ -480,7 +482,7 @@ def test_another_company_gets_404_on_content_list_and_delete(board, issue, store
 
     assert [r.status_code for r in responses] == [404, 404, 404]
     assert all(r.json() == NOT_FOUND for r in responses)
-    assert Attachment.objects.filter(pk=attachment_id).exists()
+    assert Attachment.objects.filter(pk=stored_pk(attachment_id, Attachment)).exists()
     assert len(stored.names()) == 1
 
 
@@ -528,7 +530,7 @@ def test_round_trip_upload_download_delete_leaves_nothing_behind(
     created = upload(board, issue, PNG, "pixel.png", "image/png")
     assert created.status_code == 201, created.json()
     attachment_id = created.json()["id"]
-    name = f"attachments/{company.pk}/{issue.pk}/{attachment_id}/pixel.png"
+    name = f"attachments/{company.pk}/{issue.pk}/{stored_pk(attachment_id, Attachment)}/pixel.png"
     assert storage_backend.names() == {name}
     assert storage_backend.read(name) == PNG
 

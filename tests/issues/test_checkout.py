@@ -18,6 +18,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue, Project
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -60,10 +61,10 @@ def conflict(issue: Issue, status: str, assignee: str | None, run_id: str | None
         "error": "Issue checkout conflict",
         "code": "checkout_conflict",
         "details": {
-            "issueId": issue.pk,
+            "issueId": wire(issue),
             "status": status,
-            "assigneeAgentId": assignee,
-            "checkoutRunId": run_id,
+            "assigneeAgentId": wire(assignee),
+            "checkoutRunId": wire(run_id),
             "holderRunIsLive": live,
         },
     }
@@ -97,10 +98,10 @@ def test_checkout_of_a_todo_issue_claims_it_for_the_run(client, agent, run, comp
     assert response.status_code == 200, response.json()
     body = response.json()
     assert (body["id"], body["status"], body["assigneeAgentId"], body["checkoutRunId"]) == (
-        issue.pk,
+        wire(issue),
         "in_progress",
-        agent.pk,
-        run.pk,
+        wire(agent),
+        wire(run),
     )
     assert before <= parse_time(body["startedAt"]) <= timezone.now()
     assert body["executionLockedAt"] is not None
@@ -130,7 +131,7 @@ def test_agent_checkout_with_an_empty_body_defaults_to_itself_and_todo_backlog_b
     response = checkout(client, issue)
 
     assert response.status_code == 200, response.json()
-    assert response.json()["checkoutRunId"] == run.pk
+    assert response.json()["checkoutRunId"] == wire(run)
     assert lock_of(issue) == ("in_progress", agent.pk, run.pk)
 
 
@@ -171,7 +172,7 @@ def test_checkout_by_identifier_claims_the_same_issue(client, agent, run, compan
     response = client.post(f"/api/issues/{issue.identifier.lower()}/checkout", {}, format="json")
 
     assert response.status_code == 200, response.json()
-    assert response.json()["id"] == issue.pk
+    assert response.json()["id"] == wire(issue)
     assert lock_of(issue) == ("in_progress", agent.pk, run.pk)
 
 
@@ -235,8 +236,8 @@ def test_new_run_adopts_the_lock_of_its_agents_dead_run_when_expecting_in_progre
     body = response.json()
     assert (body["status"], body["assigneeAgentId"], body["checkoutRunId"]) == (
         "in_progress",
-        agent.pk,
-        run.pk,
+        wire(agent),
+        wire(run),
     )
     issue.refresh_from_db()
     assert (issue.checkout_run_id, issue.started_at) == (run.pk, started_at)
@@ -288,7 +289,7 @@ def test_unowned_in_progress_issue_the_board_started_is_taken_by_the_agents_chec
     response = checkout(client, issue)  # default expectedStatuses do not name in_progress
 
     assert response.status_code == 200, response.json()
-    assert response.json()["checkoutRunId"] == run.pk
+    assert response.json()["checkoutRunId"] == wire(run)
     issue.refresh_from_db()
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id, issue.started_at) == (
         "in_progress",
@@ -440,7 +441,7 @@ def test_board_checks_out_for_an_agent_and_wakes_it(board, board_user, agent, co
     body = response.json()
     assert (body["status"], body["assigneeAgentId"], body["checkoutRunId"]) == (
         "in_progress",
-        agent.pk,
+        wire(agent),
         None,  # the board has no run; the agent's first checkout takes the lock
     )
     assert body["startedAt"] is not None

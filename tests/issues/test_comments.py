@@ -11,6 +11,7 @@ from django.utils import timezone
 from companies.models import ActivityEvent
 from issues.models import Comment
 from tests import factories
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -55,12 +56,12 @@ def test_board_comment_is_201_and_names_the_user_as_author(board, board_user, co
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["id"].startswith("cmt_")
-    assert (body["issueId"], body["companyId"]) == (issue.pk, company.pk)
+    comment = Comment.objects.get(pk=stored(body["id"], Comment))
+    assert body["id"] == wire(comment)
+    assert (body["issueId"], body["companyId"]) == (wire(issue), wire(company))
     assert body["body"] == "Looks good **so far**"
-    assert (body["authorUserId"], body["authorAgentId"]) == (board_user.pk, None)
+    assert (body["authorUserId"], body["authorAgentId"]) == (wire(board_user), None)
     assert body["createdAt"]
-    comment = Comment.objects.get(pk=body["id"])
     assert (comment.issue_id, comment.author_user_id, comment.author_agent_id) == (
         issue.pk,
         board_user.pk,
@@ -79,9 +80,9 @@ def test_agent_comment_is_201_and_names_the_agent_as_author(agent_client, agent,
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert (body["authorAgentId"], body["authorUserId"]) == (agent.pk, None)
+    assert (body["authorAgentId"], body["authorUserId"]) == (wire(agent), None)
     assert body["body"] == "On it."
-    comment = Comment.objects.get(pk=body["id"])
+    comment = Comment.objects.get(pk=stored(body["id"], Comment))
     assert (comment.author_agent_id, comment.author_user_id) == (agent.pk, None)
 
 
@@ -93,7 +94,7 @@ def test_comment_by_identifier_lands_on_that_issue(board, issue):
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["issueId"] == issue.pk
+    assert response.json()["issueId"] == wire(issue)
     assert list(issue.comments.values_list("body", flat=True)) == ["via identifier"]
 
 
@@ -133,7 +134,7 @@ def test_agent_may_comment_on_an_issue_assigned_to_another_agent(
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["authorAgentId"] == agent.pk
+    assert response.json()["authorAgentId"] == wire(agent)
     theirs.refresh_from_db()
     assert (theirs.status, theirs.assignee_agent_id, theirs.checkout_run_id) == (
         status,
@@ -171,9 +172,9 @@ def test_list_is_newest_first_by_default(board, issue, five):
     assert bodies(response) == ["comment 4", "comment 3", "comment 2", "comment 1", "comment 0"]
     first = response.json()[0]
     assert first == {
-        "id": five[4].pk,
-        "companyId": issue.company_id,
-        "issueId": issue.pk,
+        "id": wire(five[4]),
+        "companyId": wire(issue.company_id),
+        "issueId": wire(issue),
         "authorAgentId": None,
         "authorUserId": None,
         "body": "comment 4",
@@ -264,7 +265,7 @@ def test_after_with_limit_walks_every_comment_once(board, issue, five, order):
         seen += [row["id"] for row in page]
         after = page[-1]["id"]
 
-    expected = [comment.pk for comment in five]
+    expected = wire(five)
     assert seen == (expected if order == "asc" else expected[::-1])
 
 
@@ -314,7 +315,7 @@ def test_get_one_comment(board, issue, five):
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["issueId"], body["body"]) == (five[2].pk, issue.pk, "comment 2")
+    assert (body["id"], body["issueId"], body["body"]) == (wire(five[2]), wire(issue), "comment 2")
 
 
 def test_get_a_comment_through_another_issue_is_404(board, company, issue, five):

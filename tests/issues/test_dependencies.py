@@ -7,6 +7,7 @@ import pytest
 
 from companies.models import ActivityEvent
 from tests import factories
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +34,7 @@ def test_a_dependency_back_on_its_dependent_is_422_dependency_cycle(board, abc):
     assert response.json() == {
         "error": "Dependencies would form a cycle",
         "code": "dependency_cycle",
-        "details": {"issueId": b.pk, "dependencyIds": [a.pk]},
+        "details": {"issueId": wire(b), "dependencyIds": [wire(a)]},
     }
     assert list(b.dependencies.all()) == []
     assert ActivityEvent.objects.count() == logged
@@ -58,4 +59,4 @@ def test_a_diamond_is_not_a_cycle(board, abc):
     response = depend(board, a, b, c)
 
     assert response.status_code == 200, response.json()
-    assert sorted(response.json()["dependencyIds"]) == sorted([b.pk, c.pk])
+    assert sorted(response.json()["dependencyIds"]) == sorted([wire(b), wire(c)])

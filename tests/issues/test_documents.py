@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from companies.models import ActivityEvent
 from issues.models import Document, DocumentRevision
 from tests import factories
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -77,14 +78,14 @@ def test_put_without_a_base_creates_the_document_201(board, board_user, company,
     document = Document.objects.get()
     revision = DocumentRevision.objects.get()
     assert body == {
-        "id": document.pk,
-        "companyId": company.pk,
-        "issueId": issue.pk,
+        "id": wire(document),
+        "companyId": wire(company),
+        "issueId": wire(issue),
         "key": "plan",
         "title": "Implementation plan",
         "format": "markdown",
         "body": PLAN,
-        "latestRevisionId": revision.pk,
+        "latestRevisionId": wire(revision),
         "revisionNumber": 1,
         "createdAt": body["createdAt"],
         "updatedAt": body["updatedAt"],
@@ -120,7 +121,7 @@ def test_put_with_the_current_base_revises_the_document_200(board, issue):
     assert (document.title, document.body, document.latest_revision_id) == (
         "Plan v2",
         "# Plan\n\nRevised.\n",
-        body["latestRevisionId"],
+        stored(body["latestRevisionId"], DocumentRevision),
     )
     assert list(document.revisions.values_list("number", flat=True)) == [2, 1]
 
@@ -358,14 +359,15 @@ def test_revisions_are_listed_newest_first_with_their_authors(board, board_user,
         )
         for r in rows
     ] == [
-        (3, "Final plan", "v3", "sign-off", None, board_user.pk),
-        (2, "Plan", "v2", "agent edits", agent.pk, None),
-        (1, "Plan", "v1", "draft", None, board_user.pk),
+        (3, "Final plan", "v3", "sign-off", None, wire(board_user)),
+        (2, "Plan", "v2", "agent edits", wire(agent), None),
+        (1, "Plan", "v1", "draft", None, wire(board_user)),
     ]
     document = Document.objects.get()
-    assert all(r["documentId"] == document.pk for r in rows)
-    assert rows[0]["id"] == document.latest_revision_id
-    assert all(r["id"].startswith("rev_") for r in rows)
+    assert all(r["documentId"] == wire(document) for r in rows)
+    assert rows[0]["id"] == wire(document.latest_revision_id)
+    revisions = document.revisions.order_by("-number").values_list("pk", flat=True)
+    assert [r["id"] for r in rows] == wire(list(revisions))
 
 
 def test_revisions_of_a_missing_document_are_404(board, issue):
@@ -469,9 +471,9 @@ def test_create_revise_and_delete_appear_in_the_issue_activity(board, board_user
     assert [
         (r["action"], r["entityType"], r["entityId"], r["issueId"], r["actorId"]) for r in rows
     ] == [
-        ("document.deleted", "document", created["id"], issue.pk, board_user.pk),
-        ("document.revised", "document", created["id"], issue.pk, board_user.pk),
-        ("document.created", "document", created["id"], issue.pk, board_user.pk),
+        ("document.deleted", "document", created["id"], wire(issue), wire(board_user)),
+        ("document.revised", "document", created["id"], wire(issue), wire(board_user)),
+        ("document.created", "document", created["id"], wire(issue), wire(board_user)),
     ]
     deleted, revised_row, created_row = rows
     assert created_row["details"] == {

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from companies.models import ActivityEvent
 from issues.models import Document, DocumentRevision
 from tests import factories
+from tests.wire import wire
 
 WRITERS = 8
 
@@ -107,12 +108,15 @@ def test_concurrent_updates_on_the_same_base_have_one_winner_and_lose_nothing(
         assert body["details"]["currentRevisionId"] == won["latestRevisionId"]
 
     document = Document.objects.get()
-    assert (document.body, document.latest_revision_id) == (
+    assert (document.body, wire(document.latest_revision_id)) == (
         f"written by {winner}",
         won["latestRevisionId"],
     )
     revisions = list(document.revisions.order_by("number").values_list("number", "body", "id"))
-    assert revisions == [(1, "v1", base), (2, f"written by {winner}", won["latestRevisionId"])]
+    assert [(n, text, wire(pk)) for n, text, pk in revisions] == [
+        (1, "v1", base),
+        (2, f"written by {winner}", won["latestRevisionId"]),
+    ]
     actions = ActivityEvent.objects.filter(issue_id=issue.pk).values_list("action", flat=True)
     assert sorted(actions) == ["document.created", "document.revised"]
 

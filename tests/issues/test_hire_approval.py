@@ -11,6 +11,7 @@ from agents.models import Agent, HeartbeatRun
 from companies.models import ActivityEvent
 from issues.models import Approval
 from tests import factories
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +62,10 @@ def test_approving_a_hire_creates_the_agent_from_the_payload_and_records_it(
     assert response.status_code == 200, response.content
     hired = Agent.objects.get(company=company, name="Designer")
     assert response.json()["status"] == "approved"
-    assert response.json()["payload"] == payload | {"agentId": hired.pk}
+    assert response.json()["payload"] == payload | {
+        "reportsTo": wire(manager),
+        "agentId": wire(hired),
+    }
     assert (
         hired.role,
         hired.title,

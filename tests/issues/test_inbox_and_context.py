@@ -19,6 +19,7 @@ from agents.models import Agent, HeartbeatRun
 from issues.models import Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -90,12 +91,9 @@ def test_inbox_lists_the_agents_open_work_by_priority_then_most_recently_updated
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert [item["id"] for item in body] == [
-        critical.pk,
-        high_todo_recent.pk,
-        high_blocked.pk,
-        low_todo.pk,
-    ]
+    assert [item["id"] for item in body] == wire(
+        [critical, high_todo_recent, high_blocked, low_todo]
+    )
     assert [(item["status"], item["priority"]) for item in body] == [
         ("in_progress", "critical"),
         ("todo", "high"),
@@ -124,18 +122,18 @@ def test_inbox_item_shows_the_live_run_holding_it(client, company, agent):
     [item] = client.get(INBOX).json()
 
     assert item == {
-        "id": issue.pk,
+        "id": wire(issue),
         "identifier": issue.identifier,
         "title": "Wire the parser",
         "status": "in_progress",
         "priority": "medium",
-        "parentId": parent.pk,
-        "projectId": project.pk,
-        "goalId": goal.pk,
+        "parentId": wire(parent),
+        "projectId": wire(project),
+        "goalId": wire(goal),
         "updatedAt": item["updatedAt"],
         "activeRun": {
-            "id": run.pk,
-            "agentId": agent.pk,
+            "id": wire(run),
+            "agentId": wire(agent),
             "status": "running",
             "leaseExpiresAt": item["activeRun"]["leaseExpiresAt"],
             "isLive": True,
@@ -159,7 +157,7 @@ def test_inbox_active_run_is_null_when_the_lock_holder_is_not_live(client, compa
 
     [item] = client.get(INBOX).json()
 
-    assert (item["id"], item["status"], item["activeRun"]) == (issue.pk, "in_progress", None)
+    assert (item["id"], item["status"], item["activeRun"]) == (wire(issue), "in_progress", None)
 
 
 def test_inbox_active_run_is_null_for_unlocked_issues(client, company, agent):
@@ -175,7 +173,7 @@ def test_inbox_after_the_run_finishes_shows_no_active_run(company, agent):
     client = client_for(factories.AgentApiKeyFactory(agent=agent).token, run_id=run.pk)
     issue = factories.IssueFactory(company=company, status="todo", assignee_agent=agent)
     assert client.post(f"/api/issues/{issue.pk}/checkout", {}, format="json").status_code == 200
-    assert client.get(INBOX).json()[0]["activeRun"]["id"] == run.pk
+    assert client.get(INBOX).json()[0]["activeRun"]["id"] == wire(run)
     finished = client.post(
         f"/api/heartbeat-runs/{run.pk}/finish", {"status": "succeeded"}, format="json"
     )
@@ -183,7 +181,7 @@ def test_inbox_after_the_run_finishes_shows_no_active_run(company, agent):
 
     [item] = client_for(factories.AgentApiKeyFactory(agent=agent).token).get(INBOX).json()
 
-    assert (item["id"], item["status"], item["activeRun"]) == (issue.pk, "in_progress", None)
+    assert (item["id"], item["status"], item["activeRun"]) == (wire(issue), "in_progress", None)
 
 
 def test_inbox_of_an_agent_with_nothing_assigned_is_empty(company, other_client, agent):
@@ -274,26 +272,26 @@ def test_heartbeat_context_answers_the_issue_its_ancestors_and_its_comment_curso
     assert response.status_code == 200, response.json()
     body = response.json()
     assert {key: body[key] for key in body if key not in ("updatedAt", "ancestors")} == {
-        "id": issue.pk,
+        "id": wire(issue),
         "identifier": issue.identifier,
         "title": "Tokenizer",
         "description": "Split the input into tokens.",
         "status": "todo",
         "priority": "high",
-        "assigneeAgentId": agent.pk,
+        "assigneeAgentId": wire(agent),
         "checkoutRunId": None,
-        "projectId": issue.project_id,
+        "projectId": wire(issue.project_id),
         "goalId": None,
-        "parentId": parent.pk,
+        "parentId": wire(parent),
         "commentCursor": {
             "totalComments": 2,
-            "latestCommentId": latest.pk,
+            "latestCommentId": wire(latest),
             "latestCommentAt": body["commentCursor"]["latestCommentAt"],
         },
         "wakeComment": {
-            "id": latest.pk,
-            "companyId": company.pk,
-            "issueId": issue.pk,
+            "id": wire(latest),
+            "companyId": wire(company),
+            "issueId": wire(issue),
             "authorAgentId": None,
             "authorUserId": None,
             "body": "Please also handle unicode.",
@@ -305,8 +303,8 @@ def test_heartbeat_context_answers_the_issue_its_ancestors_and_its_comment_curso
     assert body["commentCursor"]["latestCommentAt"] == body["wakeComment"]["createdAt"]
     # Nearest first, each with its project and goal.
     assert [(a["id"], a["title"]) for a in body["ancestors"]] == [
-        (parent.pk, "Build the parser"),
-        (grandparent.pk, "Ship v1"),
+        (wire(parent), "Build the parser"),
+        (wire(grandparent), "Ship v1"),
     ]
     assert body["ancestors"][0]["project"]["name"] == "Parser"
     assert body["ancestors"][1]["goal"]["title"] == "Ship v1"
@@ -352,7 +350,7 @@ def test_heartbeat_context_by_identifier(client, family):
     response = client.get(f"/api/issues/{issue.identifier}/heartbeat-context")
 
     assert response.status_code == 200
-    assert response.json()["id"] == issue.pk
+    assert response.json()["id"] == wire(issue)
 
 
 def test_heartbeat_context_of_another_companys_issue_is_404(client, other_company):

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from companies.models import ActivityEvent
 from issues.models import Comment, Issue, Priority
 from tests import factories
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -76,24 +77,24 @@ def test_create_answers_201_with_the_issue_and_logs_it(board, board_user, compan
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["id"].startswith("iss_")
-    assert body["companyId"] == company.pk
+    assert body["id"] == wire(stored(body["id"], Issue))
+    assert body["companyId"] == wire(company)
     assert (body["identifier"], body["number"]) == ("ACM-1", 1)
     assert body["title"] == "Implement caching layer"
     assert body["description"] == "Add Redis caching for hot queries"
     assert (body["status"], body["priority"]) == ("todo", "high")
-    assert (body["assigneeAgentId"], body["assigneeUserId"]) == (agent.pk, None)
-    assert body["projectId"] == project.pk
-    assert body["labelIds"] == [label.pk]
-    assert body["labels"] == [{"id": label.pk, "name": "bug", "color": ""}]
+    assert (body["assigneeAgentId"], body["assigneeUserId"]) == (wire(agent), None)
+    assert body["projectId"] == wire(project)
+    assert body["labelIds"] == [wire(label)]
+    assert body["labels"] == [{"id": wire(label), "name": "bug", "color": ""}]
     assert body["billingCode"] == "R&D"
     assert body["budgetUsd"] == 12.5
     assert body["dueAt"] == "2030-01-02T03:04:05.000000Z"
-    assert body["createdByUserId"] == board_user.pk
+    assert body["createdByUserId"] == wire(board_user)
     assert body["createdByAgentId"] is None
     assert response.headers["ETag"] == '"1"'
 
-    issue = Issue.objects.get(pk=body["id"])
+    issue = Issue.objects.get(pk=stored(body["id"], Issue))
     assert (issue.identifier, issue.company_id, issue.assignee_agent_id) == (
         "ACM-1",
         company.pk,
@@ -110,15 +111,15 @@ def test_priority_defaults_to_medium(board, company):
 
     assert response.status_code == 201
     assert response.json()["priority"] == "medium"
-    assert Issue.objects.get(pk=response.json()["id"]).priority == Priority.MEDIUM
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).priority == Priority.MEDIUM
 
 
 def test_agent_may_create_an_issue_and_is_recorded_as_its_creator(agent_client, company, agent):
     response = create(agent_client, company, title="Follow-up")
 
     assert response.status_code == 201, response.json()
-    assert response.json()["createdByAgentId"] == agent.pk
-    assert Issue.objects.get(pk=response.json()["id"]).created_by_agent == agent
+    assert response.json()["createdByAgentId"] == wire(agent)
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).created_by_agent == agent
 
 
 def test_identifiers_count_up_per_company_independently(board, other_board, company, other_company):
@@ -179,14 +180,14 @@ def family(company):
 def summary(issue: Issue) -> dict:
     project, goal = issue.project, issue.goal
     return {
-        "id": issue.pk,
+        "id": wire(issue),
         "identifier": issue.identifier,
         "title": issue.title,
         "status": issue.status,
-        "projectId": project.pk,
-        "goalId": goal.pk,
-        "project": {"id": project.pk, "name": project.name, "status": project.status},
-        "goal": {"id": goal.pk, "title": goal.title, "level": goal.level, "status": goal.status},
+        "projectId": wire(project),
+        "goalId": wire(goal),
+        "project": {"id": wire(project), "name": project.name, "status": project.status},
+        "goal": {"id": wire(goal), "title": goal.title, "level": goal.level, "status": goal.status},
     }
 
 
@@ -197,15 +198,15 @@ def test_get_by_id_answers_the_issue_with_project_goal_and_ancestors_nearest_fir
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["identifier"], body["title"]) == (child.pk, "ACM-3", "child")
-    assert body["parentId"] == family["parent"].pk
+    assert (body["id"], body["identifier"], body["title"]) == (wire(child), "ACM-3", "child")
+    assert body["parentId"] == wire(family["parent"])
     assert body["project"] == {
-        "id": child.project.pk,
+        "id": wire(child.project),
         "name": "child project",
         "status": child.project.status,
     }
     assert body["goal"] == {
-        "id": child.goal.pk,
+        "id": wire(child.goal),
         "title": "child goal",
         "level": "team",
         "status": child.goal.status,
@@ -227,7 +228,7 @@ def test_get_by_identifier_is_case_insensitive(board, family, ref):
 
     assert response.status_code == 200
     body = response.json()
-    assert (body["id"], body["identifier"]) == (family["child"].pk, "ACM-3")
+    assert (body["id"], body["identifier"]) == (wire(family["child"]), "ACM-3")
     assert [row["identifier"] for row in body["ancestors"]] == ["ACM-2", "ACM-1"]
 
 
@@ -239,7 +240,7 @@ def test_agent_of_the_company_reads_any_issue(agent_client, company):
     response = agent_client.get(issue_url(issue))
 
     assert response.status_code == 200
-    assert response.json()["id"] == issue.pk
+    assert response.json()["id"] == wire(issue)
 
 
 @pytest.mark.parametrize("as_identifier", [False, True], ids=["by-id", "by-identifier"])
@@ -447,11 +448,11 @@ def test_patch_with_a_comment_updates_and_comments_in_one_go(board, board_user, 
     assert response.json()["status"] == "blocked"
     comments = board.get(f"{issue_url(issue)}/comments").json()
     assert [(c["body"], c["authorUserId"]) for c in comments] == [
-        ("Waiting on the vendor.", board_user.pk)
+        ("Waiting on the vendor.", wire(board_user))
     ]
     rows = ActivityEvent.objects.filter(issue_id=issue.pk).order_by("created_at", "id")
     assert [row.action for row in rows] == ["issue.updated", "issue.comment_added"]
-    assert rows[1].entity_id == comments[0]["id"]
+    assert rows[1].entity_id == stored(comments[0]["id"], Comment)
 
 
 def test_patch_with_only_a_comment_logs_only_the_comment(board, company):
@@ -588,7 +589,7 @@ def test_list_shows_only_the_company_issues(board, company, other_company):
     response = board.get(issues_url(company))
 
     assert response.status_code == 200
-    assert ids(response) == [ours.pk]
+    assert ids(response) == [wire(ours)]
 
 
 def test_list_of_another_company_is_404(other_client, company):
@@ -609,7 +610,7 @@ def test_list_filters_by_a_comma_list_of_statuses(board, company, agent):
     response = board.get(issues_url(company), {"status": "todo,blocked"})
 
     assert response.status_code == 200
-    assert sorted(ids(response)) == sorted([todo.pk, blocked.pk])
+    assert sorted(ids(response)) == sorted([wire(todo), wire(blocked)])
 
 
 def test_list_with_an_unknown_status_is_400(board, company):
@@ -630,7 +631,7 @@ def test_list_filters_by_assignee_agent(board, company, agent):
     response = board.get(issues_url(company), {"assigneeAgentId": agent.pk})
 
     assert response.status_code == 200
-    assert ids(response) == [mine.pk]
+    assert ids(response) == [wire(mine)]
 
 
 def test_list_with_assignee_agent_null_shows_only_unassigned_issues(board, company, agent):
@@ -640,7 +641,7 @@ def test_list_with_assignee_agent_null_shows_only_unassigned_issues(board, compa
     response = board.get(issues_url(company), {"assigneeAgentId": "null"})
 
     assert response.status_code == 200
-    assert ids(response) == [unassigned.pk]
+    assert ids(response) == [wire(unassigned)]
 
 
 def test_list_filters_by_project(board, company):
@@ -652,7 +653,7 @@ def test_list_filters_by_project(board, company):
     response = board.get(issues_url(company), {"projectId": project.pk})
 
     assert response.status_code == 200
-    assert ids(response) == [inside.pk]
+    assert ids(response) == [wire(inside)]
 
 
 def test_list_filters_by_parent(board, company):
@@ -663,7 +664,7 @@ def test_list_filters_by_parent(board, company):
     response = board.get(issues_url(company), {"parentId": parent.pk})
 
     assert response.status_code == 200
-    assert ids(response) == [child.pk]
+    assert ids(response) == [wire(child)]
 
 
 def test_list_filters_by_label(board, company):
@@ -677,7 +678,7 @@ def test_list_filters_by_label(board, company):
     response = board.get(issues_url(company), {"labelId": bug.pk})
 
     assert response.status_code == 200
-    assert ids(response) == [both.pk]
+    assert ids(response) == [wire(both)]
 
 
 @pytest.mark.parametrize(
@@ -697,7 +698,7 @@ def test_list_search_matches_title_identifier_and_description(board, company, qu
     response = board.get(issues_url(company), {"q": query})
 
     assert response.status_code == 200
-    assert ids(response) == [issues[expected].pk]
+    assert ids(response) == [wire(issues[expected])]
 
 
 # -- list: order and pagination --------------------------------------------------------------
@@ -722,12 +723,12 @@ def test_list_orders_by_priority_then_most_recently_updated(board, company):
 
     assert response.status_code == 200
     assert ids(response) == [
-        critical_new.pk,
-        critical_old.pk,
-        high.pk,
-        medium_new.pk,
-        medium_old.pk,
-        low_recent.pk,
+        wire(critical_new),
+        wire(critical_old),
+        wire(high),
+        wire(medium_new),
+        wire(medium_old),
+        wire(low_recent),
     ]
     assert [row["priority"] for row in response.json()] == [
         "critical",
@@ -777,7 +778,7 @@ def test_following_cursors_walks_every_issue_exactly_once_in_list_order(
 
     assert pages == [2, 2, 2, 1]
     assert seen == everything
-    assert sorted(seen) == sorted(issue.pk for issue in seven_issues)
+    assert sorted(seen) == sorted(wire(issue) for issue in seven_issues)
 
 
 def test_last_page_has_no_next_cursor(board, company, seven_issues):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from companies.models import ActivityEvent
 from issues.models import Comment, Issue
 from tests import factories
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +102,7 @@ def test_board_patch_moves_issue_along_every_allowed_edge(
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == target
-    assert body["assigneeAgentId"] == agent.pk
+    assert body["assigneeAgentId"] == wire(agent)
     # Entering in_progress stamps startedAt; entering a terminal state stamps its own time.
     expected_stamps = {"startedAt"} if target == "in_progress" else set()
     if target in FINISH_STAMP:
@@ -196,7 +197,7 @@ def test_starting_an_issue_assigned_to_a_user_is_allowed(board, company, user_as
     response = board.patch(issue_url(issue), {"status": "in_progress"}, format="json")
 
     assert response.status_code == 200, response.json()
-    assert response.json()["assigneeUserId"] == user_assignee.pk
+    assert response.json()["assigneeUserId"] == wire(user_assignee)
     issue.refresh_from_db()
     assert issue.status == "in_progress"
     assert issue.started_at is not None
@@ -276,7 +277,7 @@ def test_assigning_a_user_replaces_the_agent_assignee(board, company, agent, use
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert (body["assigneeAgentId"], body["assigneeUserId"]) == (None, user_assignee.pk)
+    assert (body["assigneeAgentId"], body["assigneeUserId"]) == (None, wire(user_assignee))
     issue.refresh_from_db()
     assert (issue.assignee_agent_id, issue.assignee_user_id) == (None, user_assignee.pk)
 
@@ -348,7 +349,7 @@ def test_board_reopen_brings_an_assigned_issue_back_to_todo(
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert (body["status"], body["assigneeAgentId"]) == ("todo", agent.pk)
+    assert (body["status"], body["assigneeAgentId"]) == ("todo", wire(agent))
     issue.refresh_from_db()
     assert (issue.status, issue.assignee_agent_id) == ("todo", agent.pk)
     [row] = activity(issue)
@@ -389,7 +390,7 @@ def test_board_reopen_by_identifier(board, company, agent):
     response = board.post(f"/api/issues/{issue.identifier.lower()}/reopen")
 
     assert response.status_code == 200, response.json()
-    assert response.json()["id"] == issue.pk
+    assert response.json()["id"] == wire(issue)
     issue.refresh_from_db()
     assert issue.status == "todo"
 
@@ -534,7 +535,7 @@ def test_new_issue_with_an_assignee_starts_in_todo(board, company, agent):
 
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == "todo"
-    assert Issue.objects.get(pk=response.json()["id"]).status == "todo"
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).status == "todo"
 
 
 def test_new_issue_with_a_user_assignee_starts_in_todo(board, company, user_assignee):
@@ -542,7 +543,7 @@ def test_new_issue_with_a_user_assignee_starts_in_todo(board, company, user_assi
 
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == "todo"
-    assert Issue.objects.get(pk=response.json()["id"]).status == "todo"
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).status == "todo"
 
 
 def test_new_issue_without_an_assignee_starts_in_backlog(board, company):
@@ -550,7 +551,7 @@ def test_new_issue_without_an_assignee_starts_in_backlog(board, company):
 
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == "backlog"
-    issue = Issue.objects.get(pk=response.json()["id"])
+    issue = Issue.objects.get(pk=stored(response.json()["id"], Issue))
     assert (issue.status, issue.started_at, issue.completed_at) == ("backlog", None, None)
 
 
@@ -565,7 +566,7 @@ def test_new_issue_may_start_in_an_explicit_initial_status(board, company, agent
 
     assert response.status_code == 201, response.json()
     assert response.json()["status"] == status
-    assert Issue.objects.get(pk=response.json()["id"]).status == status
+    assert Issue.objects.get(pk=stored(response.json()["id"], Issue)).status == status
 
 
 @pytest.mark.parametrize("status", ["in_progress", "in_review", "done", "cancelled", "failed"])

@@ -9,9 +9,11 @@ import pytest
 
 from agents.models import Agent, HeartbeatRun, WakeupRequest
 from issues.mentions import mentioned_agents
+from issues.models import Comment
 from paperclip.ids import new_id
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +162,7 @@ def test_mentioning_an_agent_wakes_it_with_the_comment_id(board, board_user, age
         "wakeReason": "issue_comment_mentioned",
         "taskId": issue.pk,
         "issueId": issue.pk,
-        "commentId": response.json()["id"],
+        "commentId": stored(response.json()["id"], Comment),
     }
 
 
@@ -233,7 +235,7 @@ def test_mentioning_the_assignee_wakes_it_once(board, company, agent):
 
     assert response.status_code == 201, response.json()
     [wake] = WakeupRequest.objects.filter(agent=agent)
-    assert wake.run.context["commentId"] == response.json()["id"]
+    assert wake.run.context["commentId"] == stored(response.json()["id"], Comment)
 
 
 def test_mentioning_someone_else_wakes_them_and_the_assignee(board, company, agent, eng):

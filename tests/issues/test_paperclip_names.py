@@ -15,6 +15,7 @@ from agents.models import Agent
 from companies.models import ActivityEvent
 from issues.models import Approval, Goal, Issue, Project, Status
 from tests import factories
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -61,8 +62,9 @@ def test_after_comment_id_pages_like_after(board, issue, five):
     assert bodies(paperclips) == bodies(ours) == ["comment 2", "comment 3", "comment 4"]
 
 
-def test_after_and_after_comment_id_naming_the_same_comment_are_fine(board, issue, five):
-    response = comments(board, issue, after=five[3].pk, afterCommentId=five[3].pk)
+@pytest.mark.parametrize("form", [lambda c: c.pk, wire], ids=["prefixed", "uuid"])
+def test_after_and_after_comment_id_naming_the_same_comment_are_fine(board, issue, five, form):
+    response = comments(board, issue, after=five[3].pk, afterCommentId=form(five[3]))
 
     assert bodies(response) == ["comment 2", "comment 1", "comment 0"]
 
@@ -75,7 +77,7 @@ def test_after_and_after_comment_id_naming_different_comments_are_400(board, iss
         {
             "error": "after and afterCommentId name different comments: send one of them",
             "code": "validation_error",
-            "details": {"after": five[3].pk, "afterCommentId": five[1].pk},
+            "details": {"after": wire(five[3]), "afterCommentId": wire(five[1])},
         },
     )
 
@@ -92,7 +94,7 @@ def test_after_comment_id_naming_no_comment_of_the_issue_is_400_naming_it(
         {
             "error": "afterCommentId names no comment of this issue",
             "code": "validation_error",
-            "details": {"afterCommentId": elsewhere.pk},
+            "details": {"afterCommentId": wire(elsewhere)},
         },
     )
 
@@ -112,9 +114,9 @@ def test_blocked_by_issue_ids_on_create_are_the_dependencies(board, company):
     response = create_issue(board, company, blockedByIssueIds=[first.pk, second.identifier])
 
     assert response.status_code == 201, response.json()
-    issue = Issue.objects.get(pk=response.json()["id"])
+    issue = Issue.objects.get(pk=stored(response.json()["id"], Issue))
     assert set(issue.dependencies.all()) == {first, second}
-    assert sorted(response.json()["dependencyIds"]) == sorted([first.pk, second.pk])
+    assert sorted(response.json()["dependencyIds"]) == sorted(wire([first, second]))
     assert "blockedByIssueIds" not in response.json()
 
 
@@ -128,7 +130,7 @@ def test_blocked_by_issue_ids_on_patch_replace_the_dependencies(board, company):
     )
 
     assert response.status_code == 200, response.json()
-    assert response.json()["dependencyIds"] == [new.pk]
+    assert response.json()["dependencyIds"] == [wire(new)]
     assert list(issue.dependencies.all()) == [new]
 
 
@@ -140,7 +142,7 @@ def test_both_names_with_the_same_issues_are_accepted(board, company):
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["dependencyIds"] == [blocker.pk]
+    assert response.json()["dependencyIds"] == [wire(blocker)]
 
 
 def test_both_names_with_different_issues_are_400_and_create_nothing(board, company):
@@ -181,8 +183,9 @@ def test_label_ids_are_accepted_on_create(board, company):
     response = create_issue(board, company, labelIds=[label.pk])
 
     assert response.status_code == 201, response.json()
-    assert response.json()["labelIds"] == [label.pk]
-    assert list(Issue.objects.get(pk=response.json()["id"]).labels.all()) == [label]
+    assert response.json()["labelIds"] == [wire(label)]
+    issue = Issue.objects.get(pk=stored(response.json()["id"], Issue))
+    assert list(issue.labels.all()) == [label]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +219,7 @@ def test_project_goal_id_is_one_goal_ids(board, company):
     )
 
     assert response.status_code == 201, response.json()
-    assert response.json()["goalIds"] == [goal.pk]
+    assert response.json()["goalIds"] == [wire(goal)]
     assert "goalId" not in response.json()
     assert list(Project.objects.get().goals.all()) == [goal]
 

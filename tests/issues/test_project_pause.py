@@ -15,6 +15,7 @@ from issues.models import Project
 from tests import factories
 from tests.admin import messages_of
 from tests.conftest import client_for, iso
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +25,13 @@ NOT_FOUND = {"error": "Not found", "code": "not_found"}
 def project_body(project: Project) -> dict:
     project = Project.objects.get(pk=project.pk)
     return {
-        "id": project.pk,
-        "companyId": project.company_id,
+        "id": wire(project.pk),
+        "companyId": wire(project.company_id),
         "name": project.name,
         "description": project.description,
         "status": project.status,
-        "goalIds": sorted(project.goals.values_list("pk", flat=True)),
-        "leadAgentId": project.lead_agent_id,
+        "goalIds": sorted(wire(list(project.goals.values_list("pk", flat=True)))),
+        "leadAgentId": wire(project.lead_agent_id),
         "targetDate": None,
         "pausedAt": iso(project.paused_at) if project.paused_at else None,
         "pauseReason": project.pause_reason or None,
@@ -151,7 +152,7 @@ def test_a_paused_project_refuses_checkout_and_a_resumed_one_allows_it(board, ag
     assert refused.json() == {
         "error": "Project is paused",
         "code": "project_paused",
-        "details": {"issueId": issue.pk},
+        "details": {"issueId": wire(issue)},
     }
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run_id) == ("todo", None)

@@ -27,6 +27,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import stored, wire
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -117,15 +118,15 @@ def test_twenty_agents_checking_out_one_issue_at_once_get_one_200_and_nineteen_4
     assert statuses == {200: 1, 409: RACERS - 1}, results
     [winner] = [i for i, (status, _) in enumerate(results) if status == 200]
     winner_agent, winner_run = agents[winner], runs[winner]
-    assert results[winner][1]["checkoutRunId"] == winner_run.pk
+    assert results[winner][1]["checkoutRunId"] == wire(winner_run)
     expected_conflict = {
         "error": "Issue checkout conflict",
         "code": "checkout_conflict",
         "details": {
-            "issueId": issue.pk,
+            "issueId": wire(issue),
             "status": "in_progress",
-            "assigneeAgentId": winner_agent.pk,
-            "checkoutRunId": winner_run.pk,
+            "assigneeAgentId": wire(winner_agent),
+            "checkoutRunId": wire(winner_run),
             "holderRunIsLive": True,
         },
     }
@@ -207,12 +208,12 @@ def crashed(board, agent, company):
         f"/api/agents/{agent.pk}/wakeup", {"payload": {"taskId": issue.pk}}, format="json"
     )
     assert woken.status_code == 202, woken.json()
-    run_id, token = woken.json()["id"], woken.json()["runToken"]
+    run_id, token = stored(woken.json()["id"], HeartbeatRun), woken.json()["runToken"]
     worker = client_for(token)
     assert worker.post(f"/api/heartbeat-runs/{run_id}/start", format="json").status_code == 200
     taken = checkout(worker, issue)
     assert taken.status_code == 200, taken.json()
-    assert taken.json()["checkoutRunId"] == run_id
+    assert taken.json()["checkoutRunId"] == wire(run_id)
     expire(run_id)
     return issue, run_id
 
@@ -228,7 +229,8 @@ def next_run(board, agent: Agent, issue: Issue) -> dict:
 def test_next_run_of_the_agent_adopts_the_lock_its_dead_run_left(board, agent, crashed):
     issue, dead_run = crashed
     successor = next_run(board, agent, issue)
-    assert successor["id"] != dead_run
+    successor_id = stored(successor["id"], HeartbeatRun)
+    assert successor_id != dead_run
     worker = client_for(successor["runToken"])
 
     refused = checkout(worker, issue)  # without in_progress expected: 409, holder not live
@@ -245,10 +247,10 @@ def test_next_run_of_the_agent_adopts_the_lock_its_dead_run_left(board, agent, c
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id) == (
         "in_progress",
         agent.pk,
-        successor["id"],
+        successor_id,
     )
     [row] = ActivityEvent.objects.filter(issue_id=issue.pk, action=ADOPTED)
-    assert (row.run_id, row.details["previousRunId"]) == (successor["id"], dead_run)
+    assert (row.run_id, row.details["previousRunId"]) == (successor_id, dead_run)
 
 
 def test_cleanup_releases_the_lock_once_the_dead_runs_lease_expired(agent, crashed):
@@ -316,7 +318,7 @@ def test_two_new_runs_of_one_agent_racing_to_adopt_a_stale_lock_one_wins(agent, 
         assert sorted([a[0], b[0]]) == [200, 409], (a, b)
         winner = 0 if a[0] == 200 else 1
         loser_body = (b if winner == 0 else a)[1]
-        assert loser_body["details"]["checkoutRunId"] == runs[winner].pk
+        assert loser_body["details"]["checkoutRunId"] == wire(runs[winner])
         assert loser_body["details"]["holderRunIsLive"] is True
         issue.refresh_from_db()
         assert (issue.status, issue.checkout_run_id) == ("in_progress", runs[winner].pk)

@@ -12,6 +12,7 @@ from companies.models import ActivityEvent
 from issues.models import Goal, Issue, Label, Project
 from tests import factories
 from tests.conftest import client_for, iso
+from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,14 @@ def fast_password_hashing(settings):
 def goal_body(goal: Goal) -> dict:
     goal = Goal.objects.get(pk=goal.pk)
     return {
-        "id": goal.pk,
-        "companyId": goal.company_id,
+        "id": wire(goal.pk),
+        "companyId": wire(goal.company_id),
         "title": goal.title,
         "description": goal.description,
         "level": goal.level,
         "status": goal.status,
-        "parentId": goal.parent_id,
-        "ownerAgentId": goal.owner_agent_id,
+        "parentId": wire(goal.parent_id),
+        "ownerAgentId": wire(goal.owner_agent_id),
         "createdAt": iso(goal.created_at),
         "updatedAt": iso(goal.updated_at),
     }
@@ -43,13 +44,13 @@ def goal_body(goal: Goal) -> dict:
 def project_body(project: Project) -> dict:
     project = Project.objects.get(pk=project.pk)
     return {
-        "id": project.pk,
-        "companyId": project.company_id,
+        "id": wire(project.pk),
+        "companyId": wire(project.company_id),
         "name": project.name,
         "description": project.description,
         "status": project.status,
-        "goalIds": sorted(project.goals.values_list("pk", flat=True)),
-        "leadAgentId": project.lead_agent_id,
+        "goalIds": sorted(wire(list(project.goals.values_list("pk", flat=True)))),
+        "leadAgentId": wire(project.lead_agent_id),
         "targetDate": project.target_date.isoformat() if project.target_date else None,
         "pausedAt": iso(project.paused_at) if project.paused_at else None,
         "pauseReason": project.pause_reason or None,
@@ -61,8 +62,8 @@ def project_body(project: Project) -> dict:
 def label_body(label: Label) -> dict:
     label = Label.objects.get(pk=label.pk)
     return {
-        "id": label.pk,
-        "companyId": label.company_id,
+        "id": wire(label.pk),
+        "companyId": wire(label.company_id),
         "name": label.name,
         "color": label.color,
         "createdAt": iso(label.created_at),
@@ -104,7 +105,7 @@ def test_board_creates_a_goal_under_a_parent_201(board, board_user, company):
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    goal = Goal.objects.get(pk=body["id"])
+    goal = Goal.objects.get(pk=stored(body["id"], Goal))
     assert goal.pk.startswith("gol_")
     assert body == goal_body(goal)
     assert (goal.company, goal.title, goal.level, goal.status, goal.parent) == (
@@ -513,9 +514,9 @@ def test_issues_filter_by_project_goal_and_label(agent_client, company):
     labelled.labels.add(label, factories.LabelFactory(company=company))
     factories.IssueFactory(company=company)  # none of them
 
-    assert listed(agent_client, company, projectId=project.pk) == [in_project.pk]
-    assert listed(agent_client, company, goalId=goal.pk) == [for_goal.pk]
-    assert listed(agent_client, company, labelId=label.pk) == [labelled.pk]
+    assert listed(agent_client, company, projectId=project.pk) == [wire(in_project)]
+    assert listed(agent_client, company, goalId=goal.pk) == [wire(for_goal)]
+    assert listed(agent_client, company, labelId=label.pk) == [wire(labelled)]
     assert listed(agent_client, company, projectId=project.pk, goalId=goal.pk) == []
 
 
@@ -539,7 +540,7 @@ def test_checkout_in_a_project_the_board_paused_is_409_and_changes_nothing(board
     assert response.json() == {
         "error": "Project is paused",
         "code": "project_paused",
-        "details": {"issueId": issue.pk},
+        "details": {"issueId": wire(issue)},
     }
     issue.refresh_from_db()
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id, issue.version) == (
@@ -562,7 +563,10 @@ def test_checkout_in_an_active_project_succeeds(agent, company):
     response = client.post(f"/api/issues/{issue.pk}/checkout", {}, format="json")
 
     assert response.status_code == 200, response.json()
-    assert (response.json()["status"], response.json()["checkoutRunId"]) == ("in_progress", run.pk)
+    assert (response.json()["status"], response.json()["checkoutRunId"]) == (
+        "in_progress",
+        wire(run),
+    )
     issue = Issue.objects.get(pk=issue.pk)
     assert (issue.status, issue.assignee_agent_id, issue.checkout_run_id) == (
         "in_progress",

@@ -18,6 +18,7 @@ from companies.models import ActivityEvent
 from issues.models import Comment, Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +99,7 @@ def test_holding_run_patches_its_issue(agent, holder, held_issue):
     assert response.status_code == 200, response.json()
     assert (response.json()["title"], response.json()["checkoutRunId"]) == (
         "Renamed mid-run",
-        holder.pk,
+        wire(holder),
     )
     held_issue.refresh_from_db()
     assert (held_issue.title, held_issue.checkout_run_id) == ("Renamed mid-run", holder.pk)
@@ -126,7 +127,7 @@ def test_holding_run_comments_on_its_issue(agent, holder, held_issue):
     response = do_comment(agent_client(agent, holder), held_issue)
 
     assert response.status_code == 201, response.json()
-    assert (response.json()["body"], response.json()["runId"]) == ("Progress", holder.pk)
+    assert (response.json()["body"], response.json()["runId"]) == ("Progress", wire(holder))
     assert Comment.objects.filter(issue=held_issue, run_id=holder.pk).count() == 1
     assert state(held_issue) == ("in_progress", agent.pk, holder.pk)
 
@@ -145,7 +146,11 @@ def test_same_agents_other_live_run_gets_409_run_ownership_conflict(
     assert response.json() == {
         "error": "Issue run ownership conflict",
         "code": "run_ownership_conflict",
-        "details": {"issueId": held_issue.pk, "checkoutRunId": holder.pk, "runId": intruder.pk},
+        "details": {
+            "issueId": wire(held_issue),
+            "checkoutRunId": wire(holder),
+            "runId": wire(intruder),
+        },
     }
     held_issue.refresh_from_db()
     assert (held_issue.status, held_issue.assignee_agent_id, held_issue.checkout_run_id) == (
@@ -287,14 +292,14 @@ def test_board_force_release_clearing_the_assignee_answers_the_previous_lock(
     body = response.json()
     assert set(body) == {"issue", "previousLock"}
     assert body["previousLock"] == {
-        "runId": holder.pk,
-        "agentId": agent.pk,
+        "runId": wire(holder),
+        "agentId": wire(agent),
         "runStatus": "running",
         "runWasLive": True,
     }
     issue = body["issue"]
     assert (issue["id"], issue["status"], issue["assigneeAgentId"], issue["checkoutRunId"]) == (
-        held_issue.pk,
+        wire(held_issue),
         "todo",
         None,
         None,
@@ -302,7 +307,12 @@ def test_board_force_release_clearing_the_assignee_answers_the_previous_lock(
     assert state(held_issue) == ("todo", None, None)
     [row] = ActivityEvent.objects.filter(issue_id=held_issue.pk)
     assert (row.action, row.actor_id) == ("issue.lock_force_released", board_user.pk)
-    assert row.details["previousLock"] == body["previousLock"]
+    assert row.details["previousLock"] == {
+        "runId": holder.pk,
+        "agentId": agent.pk,
+        "runStatus": "running",
+        "runWasLive": True,
+    }
 
 
 def test_board_force_release_keeps_the_assignee_by_default(board, agent, holder, held_issue):
@@ -312,12 +322,12 @@ def test_board_force_release_keeps_the_assignee_by_default(board, agent, holder,
 
     assert response.status_code == 200, response.json()
     assert response.json()["previousLock"] == {
-        "runId": holder.pk,
-        "agentId": agent.pk,
+        "runId": wire(holder),
+        "agentId": wire(agent),
         "runStatus": "failed",
         "runWasLive": False,
     }
-    assert response.json()["issue"]["assigneeAgentId"] == agent.pk
+    assert response.json()["issue"]["assigneeAgentId"] == wire(agent)
     assert state(held_issue) == ("todo", agent.pk, None)
 
 
