@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paperclip.actors import Actor
-from paperclip.errors import NotAllowed, Unprocessable
+from paperclip.errors import NotAllowed, Unprocessable, validation_error
+from paperclip.ids import parse_id
 
 if TYPE_CHECKING:
     from agents.models import Agent
@@ -69,3 +70,12 @@ def refuse_dead_run(run) -> None:
             code="run_not_live",
             details={"runId": run.pk, "status": run.status, "leaseExpiresAt": run.lease_expires_at},
         )
+
+
+def refuse_other_caller(actor: Actor, claimed: str | None, *, field: str, prefix: str) -> None:
+    """A body naming who acts (Paperclip's `requestedByAgentId`, `decidedByUserId`) must name
+    the caller: the server records the caller, so any other id would be a lie, refused (400)."""
+    if claimed is None:
+        return
+    if parse_id(claimed, prefix) != actor.id:
+        raise validation_error(field, "Must name the caller (or be left out).")

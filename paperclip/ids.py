@@ -49,9 +49,24 @@ def ulid_of_uuid(value: str) -> str | None:
     return str(ULID.from_uuid(uuid.UUID(value))).lower()
 
 
+def ids_of_any_kind(value: object) -> list[str]:
+    """The stored ids `value` may write when the kind of object is not known (an activity row's
+    entity): itself if prefixed, the same bits in every kind if a UUID; none if neither."""
+    if not isinstance(value, str):
+        return []
+    if ID_PATTERN.match(value):
+        return [value]
+    ulid = ulid_of_uuid(value)
+    return [f"{prefix}_{ulid}" for prefix in sorted(PREFIXES)] if ulid else []
+
+
 def as_uuid(stored_id: str) -> str:
     """The UUID form of a stored id (`iss_01m8...` → `01a230d4-...`)."""
     return str(ULID.from_str(stored_id.split("_", 1)[1].upper()).to_uuid())
+
+
+# Every kind of object: the prefixes of the primary keys declared (PrefixedIdField registers).
+PREFIXES: set[str] = set()
 
 
 class PrefixedIdField(models.CharField):
@@ -59,6 +74,7 @@ class PrefixedIdField(models.CharField):
 
     def __init__(self, prefix: str, *args, **kwargs):
         self.prefix = prefix
+        PREFIXES.add(prefix)
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("primary_key", True)
         kwargs.setdefault("editable", False)

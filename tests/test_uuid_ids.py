@@ -364,3 +364,23 @@ def test_comments_page_after_a_comment_named_as_read(board, company):
     response = board.get(f"/api/issues/{issue.pk}/comments", {"after": first["id"], "order": "asc"})
 
     assert [row["id"] for row in response.json()] == [second["id"]]
+
+
+@pytest.mark.parametrize("form", [lambda pk: pk, as_uuid], ids=["prefixed", "uuid"])
+def test_activity_filters_take_either_form(board, agent_client, company, agent, form):
+    issue = factories.IssueFactory(company=company, status="todo")
+    other = factories.IssueFactory(company=company, status="todo")
+    board.patch(f"/api/issues/{issue.pk}", {"priority": "high"}, format="json")
+    board.patch(f"/api/issues/{other.pk}", {"priority": "high"}, format="json")
+    agent_client.post(f"/api/issues/{other.pk}/comments", {"body": "Mine"}, format="json")
+    url = f"/api/companies/{company.pk}/activity"
+
+    by_entity = board.get(url, {"entityType": "issue", "entityId": form(issue.pk)})
+    by_agent = board.get(url, {"agentId": form(agent.pk)})
+
+    assert [(row["action"], row["entityId"]) for row in by_entity.json()] == [
+        ("issue.updated", wire(issue))
+    ]
+    assert [(row["action"], row["actorId"]) for row in by_agent.json()] == [
+        ("issue.comment_added", wire(agent))
+    ]

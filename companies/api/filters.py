@@ -3,16 +3,14 @@ from __future__ import annotations
 import django_filters
 
 from companies.models import ActivityEvent
+from paperclip.api.filters import IdFilter
 
 
 class ActivityFilter(django_filters.FilterSet):
-    agentId = django_filters.CharFilter(method="filter_agent", help_text="Rows by this agent")
+    agentId = IdFilter(field_name="actor_id", prefix="agt", help_text="Rows by this agent")
     entityType = django_filters.CharFilter(field_name="entity_type")
-    entityId = django_filters.CharFilter(field_name="entity_id")
+    entityId = IdFilter(field_name="entity_id", prefix=None)
 
     class Meta:
         model = ActivityEvent
         fields: list[str] = []
-
-    def filter_agent(self, queryset, name, value):
-        return queryset.filter(actor_type="agent", actor_id=value)

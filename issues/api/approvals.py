@@ -47,6 +47,8 @@ class ApprovalCreateSerializer(CamelSerializer):
     type = serializers.ChoiceField(choices=Approval.Type.choices)
     payload = serializers.DictField(required=False, default=dict)
     issue_ids = IssueRefField(many=True, required=False, default=list, source="issues")
+    # Paperclip's clients name the requester; it must be the caller (the service checks).
+    requested_by_agent_id = serializers.CharField(required=False, allow_null=True)
 
 
 class DecisionSerializer(CamelSerializer):
@@ -57,6 +59,8 @@ class DecisionSerializer(CamelSerializer):
     decision_note = serializers.CharField(
         required=False, allow_blank=True, allow_null=True, max_length=10_000, write_only=True
     )
+    # Paperclip's clients may name the deciding user; it must be the caller (the service checks).
+    decided_by_user_id = serializers.CharField(required=False, allow_null=True)
 
     def validate(self, attrs):
         if "decision_note" in attrs:
@@ -142,6 +146,7 @@ class ApprovalViewSet(IssueLookupMixin, ScopedViewSet):
             approval=self.get_object(),
             decision=decision,
             note=serializer.validated_data["note"],
+            decided_by_user_id=serializer.validated_data.get("decided_by_user_id"),
         )
         return self._render(approval)
 

@@ -29,7 +29,12 @@ from issues.models import (
     Status,
 )
 from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
-from paperclip.api.serializers import CamelModelSerializer, CamelSerializer, LabelChoiceField
+from paperclip.api.serializers import (
+    CamelModelSerializer,
+    CamelSerializer,
+    LabelChoiceField,
+    NeutralField,
+)
 from paperclip.api.viewsets import ScopedViewSet
 from paperclip.ids import parse_id
 
@@ -243,6 +248,10 @@ class IssueWriteSerializer(CamelSerializer):
         max_digits=12, decimal_places=2, min_value=0, allow_null=True, required=False
     )
     due_at = DateTimeField(allow_null=True, required=False)
+    # Sent by Paperclip's clients with these values by default; they ask for nothing here.
+    work_mode = NeutralField(["standard"])
+    request_depth = NeutralField([0])
+    allow_duplicate = NeutralField([False, True])  # no duplicate-title detection to bypass
 
     def validate(self, attrs):
         if "blocked_by" in attrs:

@@ -19,7 +19,7 @@ from issues.models import (
 )
 from issues.services.relations import check_same_company
 from issues.services.rows import log
-from paperclip.access import ensure_board, ensure_can_write
+from paperclip.access import ensure_board, ensure_can_write, refuse_other_caller
 from paperclip.actors import Actor
 from paperclip.errors import (
     NotAllowed,
@@ -37,10 +37,18 @@ DECISIONS = {
 
 @transaction.atomic
 def approval_create(
-    *, actor: Actor, company: Company, type: str, payload: dict[str, Any], issues: list[Issue]
+    *,
+    actor: Actor,
+    company: Company,
+    type: str,
+    payload: dict[str, Any],
+    issues: list[Issue],
+    requested_by_agent_id: str | None = None,
 ) -> Approval:
-    """An agent (or the board) asks the board for a decision, linking the issues it concerns."""
+    """An agent (or the board) asks the board for a decision, linking the issues it concerns.
+    The requester is the caller (`requested_by_agent_id`, when sent, must name it)."""
     ensure_can_write(actor, company.pk)
+    refuse_other_caller(actor, requested_by_agent_id, field="requestedByAgentId", prefix="agt")
     check_same_company(company.pk, {"issue_ids": issues})
     if type == Approval.Type.HIRE_AGENT:
         _check_hire_request(company.pk, payload)
@@ -169,9 +177,17 @@ def _hire(actor: Actor, approval: Approval) -> Agent:
 
 
 @transaction.atomic
-def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: str = "") -> Approval:
-    """approve / reject / request_revision (board only). Repeating the decision the approval
-    already has changes nothing and logs nothing; a different one after a decision is a 422.
+def approval_decide(
+    *,
+    actor: Actor,
+    approval: Approval,
+    decision: str,
+    note: str = "",
+    decided_by_user_id: str | None = None,
+) -> Approval:
+    """approve / reject / request_revision (board only; `decided_by_user_id`, when sent, must
+    name the caller). Repeating the decision the approval already has changes nothing and logs
+    nothing; a different one after a decision is a 422.
 
     Approving a hire_agent approval hires the agent its payload describes, in this transaction,
     and records it as `payload.agentId`; the row lock and the early return make that once.
@@ -181,6 +197,7 @@ def approval_decide(*, actor: Actor, approval: Approval, decision: str, note: st
     approval = _lock_approval(approval)
     target = DECISIONS[decision]
     ensure_board(actor, approval.company_id)
+    refuse_other_caller(actor, decided_by_user_id, field="decidedByUserId", prefix="usr")
     if approval.status == target:
         return approval
     previous = approval.status

@@ -4,6 +4,7 @@ integer choices."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping
 
@@ -70,6 +71,10 @@ class RefuseUnknownFieldsMixin:
             raise
         if unknown:
             raise serializers.ValidationError(unknown)
+        if isinstance(value, dict):
+            for field in self.fields.values():
+                if isinstance(field, NeutralField):
+                    value.pop(field.source, None)
         return value
 
 
@@ -105,3 +110,16 @@ class LabelChoiceField(serializers.ChoiceField):
 
     def to_representation(self, value):
         return self.choices_class(value).label
+
+
+class NeutralField(serializers.ChoiceField):
+    """A field Paperclip's clients send for a behaviour this server does not have, accepted only
+    at the values that ask for nothing (its clients' defaults: `workMode: "standard"`) and then
+    dropped; any other value is refused naming the ones accepted, never silently ignored."""
+
+    def __init__(self, values: list, **kwargs):
+        super().__init__(choices=values, required=False, write_only=True, **kwargs)
+        accepted = " or ".join(json.dumps(value) for value in values)
+        self.error_messages["invalid_choice"] = (
+            f'"{{input}}" asks for what this server does not do: send {accepted}, or leave it out.'
+        )

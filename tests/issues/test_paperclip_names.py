@@ -193,7 +193,6 @@ def test_label_ids_are_accepted_on_create(board, company):
     [
         ("projectWorkspaceId", None),
         ("executionPolicy", {"mode": "normal"}),
-        ("requestDepth", 0),
         ("estimate", 3),
     ],
 )
@@ -205,6 +204,38 @@ def test_paperclip_fields_that_mean_nothing_here_are_still_400_by_name(
     response = create_issue(board, company, **{field: value})
 
     assert details(response) == {field: ["Unknown field."]}
+    assert Issue.objects.count() == before
+
+
+def test_the_defaults_paperclips_cli_sends_on_create_ask_for_nothing_and_are_accepted(
+    board, company
+):
+    """`paperclipai issue create` always sends these (its schema's defaults)."""
+    response = create_issue(
+        board, company, workMode="standard", requestDepth=0, allowDuplicate=False, priority="medium"
+    )
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["priority"] == "medium"
+    assert not {"workMode", "requestDepth", "allowDuplicate"} & set(response.json())
+
+
+@pytest.mark.parametrize(
+    "field, value, accepted",
+    [("workMode", "planning", '"standard"'), ("requestDepth", 2, "0")],
+)
+def test_a_behaviour_this_server_does_not_have_is_400_naming_the_value_it_accepts(
+    board, company, field, value, accepted
+):
+    before = Issue.objects.count()
+
+    response = create_issue(board, company, **{field: value})
+
+    assert details(response) == {
+        field: [
+            f'"{value}" asks for what this server does not do: send {accepted}, or leave it out.'
+        ]
+    }
     assert Issue.objects.count() == before
 
 
@@ -334,3 +365,54 @@ def test_request_board_approval_is_requested_and_approved_like_any_approval(
     approval.refresh_from_db()
     assert (approval.type, approval.status) == ("request_board_approval", "approved")
     assert Agent.objects.filter(company=company).count() == 1  # no hire: nothing else happens
+
+
+# -- approvals: the requester and the decider are the caller -------------------------------------
+
+
+@pytest.mark.parametrize("form", [lambda a: a.pk, wire], ids=["prefixed", "uuid"])
+def test_an_agent_naming_itself_as_requester_creates_the_approval(agent_client, agent, form):
+    response = agent_client.post(
+        f"/api/companies/{agent.company_id}/approvals",
+        {"type": "approve_ceo_strategy", "requestedByAgentId": form(agent)},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["requestedByAgentId"] == wire(agent)
+
+
+def test_naming_another_agent_as_requester_is_400_and_creates_nothing(agent_client, agent):
+    other = factories.AgentFactory(company=agent.company, name="Other")
+
+    response = agent_client.post(
+        f"/api/companies/{agent.company_id}/approvals",
+        {"type": "approve_ceo_strategy", "requestedByAgentId": wire(other)},
+        format="json",
+    )
+
+    assert details(response) == {"requestedByAgentId": ["Must name the caller (or be left out)."]}
+    assert not Approval.objects.exists()
+
+
+def test_the_board_deciding_as_itself_is_accepted_and_as_another_user_is_400(
+    board, board_user, company
+):
+    approval = Approval.objects.create(company=company, type="approve_ceo_strategy")
+    other = factories.UserFactory(username="bob")
+
+    refused = board.post(
+        f"/api/approvals/{approval.pk}/approve", {"decidedByUserId": wire(other)}, format="json"
+    )
+    approved = board.post(
+        f"/api/approvals/{approval.pk}/approve",
+        {"decidedByUserId": wire(board_user), "decisionNote": "Go"},
+        format="json",
+    )
+
+    assert details(refused) == {"decidedByUserId": ["Must name the caller (or be left out)."]}
+    assert approved.status_code == 200, approved.json()
+    assert (approved.json()["status"], approved.json()["decidedByUserId"]) == (
+        "approved",
+        wire(board_user),
+    )
