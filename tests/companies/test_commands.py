@@ -16,6 +16,7 @@ from agents.authentication import AgentKeyAuthentication
 from agents.models import Agent, AgentApiKey
 from companies.authentication import BoardTokenAuthentication
 from companies.models import BoardToken, Company, Membership, User, hash_token
+from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -141,14 +142,18 @@ def test_bootstrap_demo_builds_the_demo_company_and_its_org_chart(credentials):
     assert (engineer.company, engineer.role, engineer.reports_to) == (company, "engineer", ceo)
     assert "http://127.0.0.1:3100/admin/" in output
     assert "username: board" in output
-    assert company.pk in output
-    assert "prefix DEM" in output
-    assert ceo.pk in output
-    assert engineer.pk in output
+    assert f"id {wire(company)}  prefix DEM" in output  # as /api writes it
+    assert f"CEO  id {wire(ceo)}" in output
+    assert f"Engineer  id {wire(engineer)}" in output
     key = AGENT_KEY.search(output).group()
     assert f"curl -H 'Authorization: Bearer {key}' http://127.0.0.1:3100/api/agents/me" in output
     token = BOARD_TOKEN.search(output).group()
     assert f"curl -H 'Authorization: Bearer {token}' http://127.0.0.1:3100/api/companies" in output
+    assert (
+        "scripts/paperclip-cli context set --api-base http://127.0.0.1:3100 "
+        f"--company-id {wire(company)} --api-key-env-var-name PAPERCLIP_API_KEY --use"
+    ) in output
+    assert f"export PAPERCLIP_API_KEY={token}" in output
 
 
 def test_bootstrap_demo_keeps_the_plain_credentials_in_the_configured_file(credentials):

@@ -37,6 +37,7 @@ from agents.services import agent_create, agent_key_create
 from companies.models import BoardToken, Company, Membership, User, hash_token
 from companies.services import board_token_create, company_create, membership_grant
 from paperclip.actors import SYSTEM
+from paperclip.api.wire import to_wire
 
 BOARD_USERNAME = "board"
 COMPANY_NAME = "Demo Company"
@@ -120,7 +121,8 @@ class Command(BaseCommand):
         if dry_run:
             self.report_dry_run()
         elif as_json:
-            self.stdout.write(json.dumps(demo, indent=2))
+            # For clients of /api, with its ids (UUIDs); the file keeps the stored ones.
+            self.stdout.write(json.dumps(to_wire(demo), indent=2))
         else:
             self.report(demo, path)
 
@@ -288,6 +290,7 @@ class Command(BaseCommand):
 
     def report(self, demo: dict[str, Any], path: Path) -> None:
         base = settings.PAPERCLIP_API_URL.rstrip("/")
+        demo = to_wire(demo)  # ids as /api writes them, for pasting into its clients
         board, company = demo["board"], demo["company"]
         write = self.stdout.write
 
@@ -315,6 +318,12 @@ class Command(BaseCommand):
             write(
                 f"          curl -H 'Authorization: Bearer {agent['apiKey']}' {base}/api/agents/me"
             )
+        write("Paperclip's CLI, as the board (README: Paperclip's CLI):")
+        write(
+            f"          scripts/paperclip-cli context set --api-base {base}"
+            f" --company-id {company['id']} --api-key-env-var-name PAPERCLIP_API_KEY --use"
+        )
+        write(f"          export PAPERCLIP_API_KEY={board['token']}")
 
     @staticmethod
     def display_path(path: Path) -> str:
