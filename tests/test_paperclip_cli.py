@@ -135,6 +135,7 @@ def test_the_board_creates_lists_reads_updates_comments_and_deletes_issues(
     project = factories.ProjectFactory(company=company)
     parent = factories.IssueFactory(company=company, status="todo")
     doomed = factories.IssueFactory(company=company, status="backlog")
+    helper = factories.AgentFactory(company=company, name="Helper")
     issue = cli(
         "issue", "create", "-C", wire(company), "--title", "Build it", "--status", "todo",
         "--assignee-agent-id", wire(agent), "--parent-id", wire(parent), "--project-id",
@@ -148,7 +149,7 @@ def test_the_board_creates_lists_reads_updates_comments_and_deletes_issues(
     by_identifier = cli("issue", "get", issue["identifier"], key=board_key)
     updated = cli(
         "issue", "update", issue["id"], "--status", "blocked", "--priority", "critical",
-        "--comment", "Waiting on parts", key=board_key,
+        "--assignee-agent-id", wire(helper), "--comment", "Waiting on parts", key=board_key,
     )  # fmt: skip
     commented = cli("issue", "comment", issue["id"], "--body", "Parts ordered", key=board_key)
     listed = cli("issue", "comments", issue["id"], key=board_key)
@@ -156,12 +157,15 @@ def test_the_board_creates_lists_reads_updates_comments_and_deletes_issues(
 
     made = Issue.objects.get(pk=stored(issue["id"], Issue))
     assert (made.title, made.assignee_agent_id, made.parent_id, made.project_id, made.goal_id) == (
-        "Build it", agent.pk, parent.pk, project.pk, goal.pk,
+        "Build it", helper.pk, parent.pk, project.pk, goal.pk,
     )  # fmt: skip
+    assert issue["assigneeAgentId"] == wire(agent)  # as created
     assert {i["id"] for i in by_status} == {issue["id"], wire(parent)}
     assert [i["id"] for i in by_assignee] == [issue["id"]]
     assert by_id["id"] == by_identifier["id"] == issue["id"]
-    assert (updated["status"], updated["priority"]) == ("blocked", "critical")
+    assert (updated["status"], updated["priority"], updated["assigneeAgentId"]) == (
+        "blocked", "critical", wire(helper),
+    )  # fmt: skip
     assert commented["issueId"] == issue["id"]
     assert [c["body"] for c in listed] == ["Parts ordered", "Waiting on parts"]
     assert Comment.objects.filter(issue=made).count() == 2
