@@ -15,7 +15,7 @@ AGENT_KEY_PREFIX = "pcp_"
 RUN_ID_HEADER = "HTTP_X_PAPERCLIP_RUN_ID"
 
 
-def agent_actor(agent: Agent, *, run_id: str | None = None, run=None) -> Actor:
+def agent_actor(agent: Agent, *, run_id: str | None = None, run=None, credential=None) -> Actor:
     companies = frozenset({agent.company_id})
     return Actor(
         type="agent",
@@ -25,10 +25,11 @@ def agent_actor(agent: Agent, *, run_id: str | None = None, run=None) -> Actor:
         writable_company_ids=companies if agent.can_mutate else frozenset(),
         run_id=run_id,
         run=run,
+        credential=credential,
     )
 
 
-def _authenticated(request, agent: Agent, token_run: HeartbeatRun | None = None):
+def _authenticated(request, agent: Agent, credential, token_run: HeartbeatRun | None = None):
     token_run_id = token_run.pk if token_run is not None else None
     run_id = check_run_header(request.META.get(RUN_ID_HEADER) or None, token_run_id)
     run = None
@@ -38,7 +39,7 @@ def _authenticated(request, agent: Agent, token_run: HeartbeatRun | None = None)
             # Every write records its run id: it must name a run of this agent (DESIGN §3);
             # whether that run may still write is the services' check (paperclip.access).
             run = token_run or own_run(run_id, agent)
-    return agent, agent_actor(agent, run_id=run_id, run=run)
+    return agent, agent_actor(agent, run_id=run_id, run=run, credential=credential)
 
 
 class AgentKeyAuthentication(BearerAuthentication):
@@ -55,7 +56,7 @@ class AgentKeyAuthentication(BearerAuthentication):
         if key is None or key.agent.status == Agent.Status.TERMINATED:
             raise AuthenticationFailed()
         touch_last_used(AgentApiKey.objects, key)
-        return _authenticated(request, key.agent)
+        return _authenticated(request, key.agent, key)
 
 
 class RunTokenAuthentication(BearerAuthentication):
@@ -76,4 +77,4 @@ class RunTokenAuthentication(BearerAuthentication):
         agent = run.agent
         if agent.status == Agent.Status.TERMINATED:
             raise AuthenticationFailed()
-        return _authenticated(request, agent, token_run=run)
+        return _authenticated(request, agent, run, token_run=run)

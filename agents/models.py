@@ -284,6 +284,16 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
     exit_reason = models.CharField(max_length=64, blank=True, default="")
     usage = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     result = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    # A claim of a task on /v1 (DESIGN §8): the task's claim counter at the claim, the newest
+    # checkpoint, and the lease the claim took (one per run: a retry is a new run).
+    fencing_token = models.PositiveIntegerField(null=True, blank=True)
+    checkpoint = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    exit_details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    lease_acquired_at = models.DateTimeField(null=True, blank=True)
+    lease_renewals = models.PositiveIntegerField(default=0)
+    lease_renewed_at = models.DateTimeField(null=True, blank=True)
+    lease_released_at = models.DateTimeField(null=True, blank=True)
+    lease_release_reason = models.CharField(max_length=32, blank=True, default="")
 
     objects = HeartbeatRunQuerySet.as_manager()
 

@@ -12,7 +12,7 @@ from paperclip.api.authentication import BearerAuthentication, bearer_token, tou
 BOARD_TOKEN_PREFIX = "pcb_"
 
 
-def board_actor(user: User) -> Actor:
+def board_actor(user: User, credential: BoardToken | None = None) -> Actor:
     seats = list(user.memberships.values_list("company_id", "role"))
     return Actor(
         type="user",
@@ -21,6 +21,7 @@ def board_actor(user: User) -> Actor:
         company_ids=frozenset(company for company, _ in seats),
         writable_company_ids=frozenset(company for company, role in seats if role != "viewer"),
         is_instance_admin=user.is_superuser,
+        credential=credential,
     )
 
 
@@ -38,7 +39,7 @@ class BoardTokenAuthentication(BearerAuthentication):
         if board_token is None or not board_token.user.is_active:
             raise AuthenticationFailed()
         touch_last_used(BoardToken.objects, board_token)
-        return board_token.user, board_actor(board_token.user)
+        return board_token.user, board_actor(board_token.user, board_token)
 
 
 class BoardSessionAuthentication(SessionAuthentication):

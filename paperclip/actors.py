@@ -28,6 +28,9 @@ class Actor:
     # itself, checked to be this agent's (agents.authentication).
     run_id: str | None = None
     run: Any = None
+    # What the caller authenticated with: an agent key, a board token or a run (a run token);
+    # None for an admin session and the system.
+    credential: Any = None
 
     @property
     def is_agent(self) -> bool:

@@ -315,6 +315,8 @@ SPECTACULAR_SETTINGS = {
         "ApprovalStatusEnum": "issues.models.Approval.Status",
         "GoalStatusEnum": "issues.models.Goal.Status",
         "ProjectStatusEnum": "issues.models.Project.Status",
+        "ActorTypeEnum": "agents.v1.whoami.ACTOR_TYPES",
+        "ApprovalTypeEnum": "issues.models.Approval.Type",
     },
 }
 

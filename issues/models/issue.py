@@ -206,6 +206,8 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     execution_locked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Bumped on every write; the ETag, checked against If-Match.
     version = models.PositiveIntegerField(default=1, editable=False)
+    # Bumped by every claim of the task on /v1: the claiming run's fencing token (DESIGN §8).
+    claim_count = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     # Moved by the services (`touch`, the conditional UPDATEs) on a change a reader should see,
     # not by every save(); on creation it is the same reading as created_at.

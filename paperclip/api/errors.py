@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +40,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 
 from paperclip import errors
+from paperclip.ids import new_id
 
 logger = logging.getLogger("paperclip.api")
 
@@ -57,79 +59,117 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
 }
 
 
-def status_of(exc: errors.DomainError) -> int:
+def status_of(exc: errors.DomainError, statuses=STATUS_OF) -> int:
     for cls in type(exc).__mro__:
-        if cls in STATUS_OF:
-            return STATUS_OF[cls]
+        if cls in statuses:
+            return statuses[cls]
     return 400
 
 
-def _body(error: str, code: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": error, "code": code}
+def _failure(
+    exc: Exception, statuses: dict[type[errors.DomainError], int]
+) -> tuple[int, str, str, Any, dict[str, str]] | None:
+    """Map any exception we know to (status, message, code, details, headers); each dialect
+    renders that in its own body."""
+    if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):
+        exc = errors.from_fsm(exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down, restarting or refusing connections: the client may retry.
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        return 503, "Database unavailable", "database_unavailable", None, retry
+    if isinstance(exc, errors.DomainError):
+        status_code = status_of(exc, statuses)
+        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else {}
+        if status_code == 503:
+            headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return status_code, exc.message, exc.code, exc.details, headers
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        return 401, "Unauthorized", "unauthorized", None, {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, exceptions.ValidationError):
+        return 400, "Validation failed", "validation_error", exc.detail, {}
+    if isinstance(exc, DjangoValidationError):
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        )
+        return 400, "Validation failed", "validation_error", details, {}
+    if isinstance(exc, exceptions.ParseError):
+        return 400, f"Malformed request body: {exc.detail}", "parse_error", None, {}
+    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
+        message = str(getattr(exc, "detail", "") or "Forbidden")
+        if message == exceptions.PermissionDenied.default_detail:
+            message = "Forbidden"
+        return 403, message, "forbidden", None, {}
+    if isinstance(exc, (exceptions.NotFound, Http404)):
+        return 404, "Not found", "not_found", None, {}
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return 405, str(exc.detail), "method_not_allowed", None, {}
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        return 415, str(exc.detail), "unsupported_media_type", None, {}
+    if isinstance(exc, exceptions.NotAcceptable):
+        return 406, str(exc.detail), "not_acceptable", None, {}
+    if isinstance(exc, exceptions.Throttled):
+        headers = {"Retry-After": str(exc.wait)} if exc.wait else {}
+        return 429, str(exc.detail), "throttled", None, headers
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, str(exc.detail), exc.default_code, None, {}
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, "Request body too large", "payload_too_large", {"maxBytes": limit}, {}
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return 400, "Too many fields in the request body", "too_many_fields", None, {}
+    if isinstance(exc, DisallowedHost):
+        return 400, "Invalid Host header", "invalid_host", None, {}
+    if isinstance(exc, SuspiciousOperation):
+        return 400, "Bad request", "bad_request", None, {}
+    return None
+
+
+def _api_body(message: str, code: str, details: Any, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message, "code": code}
     if details is not None:
         body["details"] = details
     return body
 
 
-def _as_api_error(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str]] | None:
-    """Map any exception we know to (status, body, headers)."""
-    if isinstance(exc, TransitionNotAllowed | ConcurrentTransition):
-        exc = errors.from_fsm(exc)
-    if isinstance(exc, OperationalError | InterfaceError):
-        # The database is down, restarting or refusing connections: the client may retry.
-        body = _body("Database unavailable", "database_unavailable")
-        return 503, body, {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
-    if isinstance(exc, errors.DomainError):
-        status_code = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else {}
-        if status_code == 503:
-            headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-        return status_code, _body(exc.message, exc.code, exc.details), headers
-    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
-        return 401, _body("Unauthorized", "unauthorized"), {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, exceptions.ValidationError):
-        return 400, _body("Validation failed", "validation_error", exc.detail), {}
-    if isinstance(exc, DjangoValidationError):
-        details = (
-            exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
-        )
-        return 400, _body("Validation failed", "validation_error", details), {}
-    if isinstance(exc, exceptions.ParseError):
-        return 400, _body(f"Malformed request body: {exc.detail}", "parse_error"), {}
-    if isinstance(exc, (exceptions.PermissionDenied, DjangoPermissionDenied)):
-        message = str(getattr(exc, "detail", "") or "Forbidden")
-        if message == exceptions.PermissionDenied.default_detail:
-            message = "Forbidden"
-        return 403, _body(message, "forbidden"), {}
-    if isinstance(exc, (exceptions.NotFound, Http404)):
-        return 404, _body("Not found", "not_found"), {}
-    if isinstance(exc, exceptions.MethodNotAllowed):
-        return 405, _body(str(exc.detail), "method_not_allowed"), {}
-    if isinstance(exc, exceptions.UnsupportedMediaType):
-        return 415, _body(str(exc.detail), "unsupported_media_type"), {}
-    if isinstance(exc, exceptions.NotAcceptable):
-        return 406, _body(str(exc.detail), "not_acceptable"), {}
-    if isinstance(exc, exceptions.Throttled):
-        headers = {"Retry-After": str(exc.wait)} if exc.wait else {}
-        return 429, _body(str(exc.detail), "throttled"), headers
-    if isinstance(exc, exceptions.APIException):
-        return exc.status_code, _body(str(exc.detail), exc.default_code), {}
-    if isinstance(exc, RequestDataTooBig):
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        return 413, _body("Request body too large", "payload_too_large", {"maxBytes": limit}), {}
-    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
-        return 400, _body("Too many fields in the request body", "too_many_fields"), {}
-    if isinstance(exc, DisallowedHost):
-        return 400, _body("Invalid Host header", "invalid_host"), {}
-    if isinstance(exc, SuspiciousOperation):
-        return 400, _body("Bad request", "bad_request"), {}
+@dataclass(frozen=True)
+class Dialect:
+    """How one API dialect answers a failure: the status of each domain error and the body."""
+
+    prefix: str
+    statuses: dict[type[errors.DomainError], int]
+    body: Callable[[str, str, Any, str], dict[str, Any]]
+
+    def owns(self, request: HttpRequest) -> bool:
+        path = request.path_info
+        return path == self.prefix or path.startswith(f"{self.prefix}/")
+
+    def answer(self, request: HttpRequest | None, exc: Exception) -> tuple[int, dict, dict] | None:
+        """(status, body, headers) for an exception we know, else None."""
+        failure = _failure(exc, self.statuses)
+        if failure is None:
+            return None
+        status_code, message, code, details, headers = failure
+        rid = request_id(request) if request is not None else ""
+        return status_code, self.body(message, code, details, rid), headers
+
+
+API = Dialect("/api", STATUS_OF, _api_body)
+
+
+def dialect_of(request: HttpRequest) -> Dialect | None:
+    """The dialect a request speaks, by its path; None outside the APIs (the admin, /)."""
+    from paperclip.v1.errors import V1  # the /v1 dialect builds on this module
+
+    for dialect in (API, V1):
+        if dialect.owns(request):
+            return dialect
     return None
 
 
 def is_api(request: HttpRequest) -> bool:
-    """Whether the request is for the `/api` dialect (the admin keeps Django's pages)."""
-    path = request.path_info
-    return path == "/api" or path.startswith("/api/")
+    """Whether the request is for an API dialect (`/api`, `/v1`; the admin keeps Django's
+    pages)."""
+    return dialect_of(request) is not None
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -138,9 +178,10 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def request_id(request: HttpRequest) -> str:
     """The request's id, for the log and the client: the proxy's `X-Request-Id` when it sends a
     sane one (so both logs join up), else a fresh one. The same for every call on a request."""
+    request = getattr(request, "_request", request)  # DRF's Request wraps Django's
     if not hasattr(request, "paperclip_request_id"):
         sent = request.META.get("HTTP_X_REQUEST_ID", "")
-        request.paperclip_request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        request.paperclip_request_id = sent if _REQUEST_ID.fullmatch(sent) else new_id("req")
     return request.paperclip_request_id
 
 
@@ -165,13 +206,15 @@ def _internal_error(request: HttpRequest, exc: BaseException | None) -> JsonResp
         rid,
         exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
     )
-    body = _body("Internal server error", "internal_error", {"requestId": rid})
+    dialect = dialect_of(request) or API
+    body = dialect.body("Internal server error", "internal_error", {"requestId": rid}, rid)
     return _json(500, body, {"X-Request-Id": rid})
 
 
 def api_error_response(request: HttpRequest, exc: BaseException) -> JsonResponse:
-    """The `/api` answer to an exception raised outside DRF's handler; never an HTML page."""
-    mapped = _as_api_error(exc) if isinstance(exc, Exception) else None
+    """The API's answer to an exception raised outside DRF's handler; never an HTML page."""
+    dialect = dialect_of(request) or API
+    mapped = dialect.answer(request, exc) if isinstance(exc, Exception) else None
     if mapped is None:
         return _internal_error(request, exc)
     _log_if_database_down(request, exc)
@@ -179,12 +222,15 @@ def api_error_response(request: HttpRequest, exc: BaseException) -> JsonResponse
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's EXCEPTION_HANDLER: render every known error as `{"error", "code", "details"}`."""
-    mapped = _as_api_error(exc)
+    """DRF's EXCEPTION_HANDLER: render every known error in the request's dialect (`/api`:
+    `{"error", "code", "details"}`)."""
+    request = context.get("request")
+    dialect = (dialect_of(request) if request is not None else None) or API
+    mapped = dialect.answer(request, exc)
     if mapped is None:
         return None  # unknown: ApiEdgeMiddleware logs it and answers the 500 envelope
     status_code, body, headers = mapped
-    _log_if_database_down(context.get("request"), exc)
+    _log_if_database_down(request, exc)
     # Imported here: rest_framework.views loads the authentication classes, which raise ours.
     from rest_framework.views import set_rollback
 
@@ -196,7 +242,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 @csrf_exempt  # answer 404 JSON whatever the method, never Django's CSRF page
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Unknown `/api/*` routes answer JSON, not Django's HTML page."""
-    return JsonResponse(_body("Not found", "not_found"), status=404)
+    return api_error_response(request, Http404())
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -1,6 +1,6 @@
 """The `/api` edge: what is refused before any view or query runs, and what a failure answers.
 
-Before the view, for `/api/*` only:
+Before the view, for `/api/*` and `/v1/*` only (each answering in its own dialect):
 - a Host header not in ALLOWED_HOSTS → 400 `invalid_host` (JSON even with DEBUG on);
 - a NUL in the URL path → 404 (such a path names no object);
 - a NUL in a query parameter or a header → 400 `validation_error` naming it.
@@ -19,10 +19,11 @@ from collections.abc import Callable
 
 from django.core.exceptions import DisallowedHost
 from django.core.signals import got_request_exception
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
-from paperclip.api.errors import api_error_response, is_api
+from paperclip.api.errors import api_error_response, is_api, request_id
 from paperclip.api.parsers import NUL, NUL_MESSAGE, nul_fields
+from paperclip.errors import NotFound, ValidationFailed
 
 # Where Django itself reports a refused Host header.
 host_logger = logging.getLogger("django.security.DisallowedHost")
@@ -33,11 +34,13 @@ class ApiEdgeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if is_api(request):
-            refused = self.refuse(request)
-            if refused is not None:
-                return refused
-        return self.get_response(request)
+        if not is_api(request):
+            return self.get_response(request)
+        response = self.refuse(request) or self.get_response(request)
+        # Every API answer names its request (`/v1`'s `meta.requestId` is the same id), so a
+        # client's report and the server's log join up.
+        response["X-Request-Id"] = request_id(request)
+        return response
 
     def refuse(self, request: HttpRequest) -> HttpResponse | None:
         """The answer to a request that must not go further, or None."""
@@ -47,7 +50,7 @@ class ApiEdgeMiddleware:
             host_logger.error("%s", exc)
             return api_error_response(request, exc)
         if NUL in request.path:
-            return JsonResponse({"error": "Not found", "code": "not_found"}, status=404)
+            return api_error_response(request, NotFound())
         found = nul_fields(request.GET)
         found.update(
             {
@@ -57,8 +60,7 @@ class ApiEdgeMiddleware:
             }
         )
         if found:
-            body = {"error": "Validation failed", "code": "validation_error", "details": found}
-            return JsonResponse(body, status=400)
+            return api_error_response(request, ValidationFailed(details=found))
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

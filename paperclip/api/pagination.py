@@ -56,10 +56,10 @@ def order_by_args(keys: OrderingKeys) -> list[str]:
     return [f"-{name}" if descending else name for name, descending in keys]
 
 
-def _encode(values: Sequence[Any]) -> str:
-    # Ids in the cursor are written as on the rest of /api (UUIDs): it carries nothing the
-    # client could not have read.
-    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else wire_id(v) for v in values])
+def _encode(values: Sequence[Any], write_id=wire_id) -> str:
+    # Ids in the cursor are written as the rest of the dialect writes them (UUIDs on /api): it
+    # carries nothing the client could not have read.
+    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else write_id(v) for v in values])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -83,6 +83,7 @@ class KeysetPagination(BasePagination):
 
     max_limit = MAX_LIMIT
     default_limit = DEFAULT_LIMIT
+    write_id = staticmethod(wire_id)
 
     def paginate_queryset(self, queryset: QuerySet, request, view=None) -> list:
         keys = view.get_ordering_keys()
@@ -114,7 +115,9 @@ class KeysetPagination(BasePagination):
         if len(rows) > self.limit:
             rows = rows[: self.limit]
             last = rows[-1]
-            self.next_cursor = _encode([_key_value(last, name) for name, _ in keys])
+            self.next_cursor = _encode(
+                [_key_value(last, name) for name, _ in keys], write_id=self.write_id
+            )
         self.request = request
         return rows
 

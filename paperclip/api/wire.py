@@ -40,8 +40,9 @@ PREFIX_OF_KIND = {
     "User": "usr",
 }
 ANY = ""
-# Id fields whose names do not end in Id: Paperclip's `reportsTo`, the comments' `after` anchor.
-ID_KEYS = {"id": ANY, "reportsTo": "agt", "after": "cmt"}
+# Id fields whose names do not end in Id (Paperclip's `reportsTo`, the comments' `after`
+# anchor), and one that does but names no object (a request's id: `req_...` stays as logged).
+ID_KEYS = {"id": ANY, "reportsTo": "agt", "after": "cmt", "requestId": None}
 _LAST_WORD = re.compile(r"(?:^|[A-Z])[a-z]*(?=Ids?$)")
 
 
