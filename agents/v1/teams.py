@@ -1,0 +1,5 @@
+"""`/v1` teams (DESIGN §8)."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
