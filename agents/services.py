@@ -287,10 +287,21 @@ def agent_webhook_secret_rotate(*, actor: Actor, agent: Agent) -> str:
 # --- Teams (DESIGN §8): the board groups agents; an agent joins one through its `team` ---
 
 
+def refuse_taken_team_name(company_id: str, name: str, *, team_id: str | None = None) -> None:
+    """Team names are unique in a company, case-insensitively (the model's constraint): a 400
+    naming the field, not an IntegrityError."""
+    clash = Team.objects.for_company(company_id).filter(name__iexact=name)
+    if team_id is not None:
+        clash = clash.exclude(pk=team_id)
+    if clash.exists():
+        raise validation_error("name", "A team with this name already exists.")
+
+
 @transaction.atomic
 def team_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Team:
-    """A new team of the company (board only)."""
+    """A new team of the company (board only); its name not taken in the company."""
     ensure_board(actor, company.pk)
+    refuse_taken_team_name(company.pk, data.get("name", ""))
     team = Team.objects.create(company=company, **data)
     log_change(actor, team, "team.created", {"name": team.name})
     return team
@@ -301,6 +312,8 @@ def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
     """Rename or describe a team (board only); an unchanged save logs nothing."""
     ensure_board(actor, team.company_id)
     team = Team.objects.select_for_update().get(pk=team.pk)
+    if "name" in changes:
+        refuse_taken_team_name(team.company_id, changes["name"], team_id=team.pk)
     save_changes(actor, team, changes)
     return team
 

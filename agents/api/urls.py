@@ -1,5 +1,6 @@
 from agents.api.agents import AgentViewSet
 from agents.api.runs import HeartbeatRunViewSet
+from agents.api.teams import TeamViewSet
 from paperclip.api.viewsets import ID, route
 
 AGENT_VERBS = {
@@ -43,4 +44,14 @@ urlpatterns = [
         route(rf"heartbeat-runs/(?P<pk>{ID})/{verb}", HeartbeatRunViewSet.as_view({"post": verb}))
         for verb in RUN_VERBS
     ],
+    route(
+        rf"companies/(?P<company_pk>{ID})/teams",
+        TeamViewSet.as_view({"get": "list", "post": "create"}),
+        name="company-teams",
+    ),
+    route(
+        rf"teams/(?P<pk>{ID})",
+        TeamViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="team",
+    ),
 ]
