@@ -16,6 +16,8 @@ class EnvelopeRenderer(JSONRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         context = renderer_context or {}
         response, request = context.get("response"), context.get("request")
+        if response is not None and response.status_code == 204:
+            return b""  # No Content: no envelope either (a body would contradict the status)
         if response is not None and response.status_code < 400 and request is not None:
             meta = {"requestId": request_id(request), **getattr(response, "meta", {})}
             data = {"data": data, "meta": meta}
