@@ -9,6 +9,9 @@ statuses onto 003's task states, and back as a query.
 | in_review                        | review    |
 | blocked                          | handoff   |
 | done / failed / cancelled        | the same  |
+
+And the lifecycle verbs each state accepts (`allowed_actions`), which the verbs check and a
+refused verb names.
 """
 
 from __future__ import annotations
@@ -49,6 +52,26 @@ def task_state(status: str, assigned: bool) -> str:
 def state_of(issue: Issue) -> str:
     assigned = issue.assignee_agent_id is not None or issue.assignee_user_id is not None
     return task_state(issue.status, assigned)
+
+
+# The verbs (DESIGN §8) a task in each state accepts: assign takes queued work; reassign moves
+# work that has an agent; review decides work in review; cancel stops anything open. Terminal
+# tasks accept none (the board's reopen is `/api`'s, not a verb).
+ACTIONS = {
+    "queued": ("assign", "cancel"),
+    "assigned": ("reassign", "cancel"),
+    "running": ("reassign", "cancel"),
+    "review": ("reassign", "review", "cancel"),
+    "handoff": ("reassign", "cancel"),
+    "done": (),
+    "failed": (),
+    "cancelled": (),
+}
+
+
+def allowed_actions(issue: Issue) -> list[str]:
+    """The verbs the issue's state accepts, as a refused verb names them (`allowedActions`)."""
+    return list(ACTIONS[state_of(issue)])
 
 
 def in_states(states: list[str]) -> Q:

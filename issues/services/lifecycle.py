@@ -14,7 +14,9 @@ from issues.models import (
     INITIAL_STATUSES,
     TERMINAL_STATUSES,
     Issue,
+    Label,
     Status,
+    StatusReason,
 )
 from issues.services.access import ensure_agent_may_mutate, hold_lock
 from issues.services.comments import add_comment
@@ -28,12 +30,14 @@ from issues.services.relations import (
 from issues.services.reopen import reopen_locked
 from issues.services.rows import check_if_match, lock_issue, log, touch
 from issues.services.steps import move, refuse_frozen, set_assignee
+from issues.services.teams import check_on_team, team_pick
 from issues.storage import (
     delete_stored_on_commit,
 )
 from paperclip.access import ensure_board, ensure_can_write
 from paperclip.actors import Actor
 from paperclip.errors import (
+    Conflict,
     InvalidTransition,
     Unprocessable,
 )
@@ -169,6 +173,75 @@ def issue_update(
         add_comment(actor, issue, comment, wakes)
     wakes.send(issue_id=issue.pk)
     return issue
+
+
+def labels_named(company_id: str, names: list[str]) -> list[Label]:
+    """The company's labels with these names (matched as their uniqueness is: ignoring case),
+    each created on first use. The caller holds the company row's lock, so two requests
+    naming the same new label cannot both create it."""
+    labels: dict[str, Label] = {}
+    for name in names:
+        key = name.lower()
+        if key not in labels:
+            existing = Label.objects.filter(company_id=company_id, name__iexact=name).first()
+            labels[key] = existing or Label.objects.create(company_id=company_id, name=name)
+    return list(labels.values())
+
+
+@transaction.atomic
+def task_create(
+    *, actor: Actor, company: Company, data: dict[str, Any], label_names: list[str] | None = None
+) -> Issue:
+    """Create a task the `/v1` way (DESIGN §8), through `issue_create`: labels by name, created
+    on first use; work given to a team (`team` without `assignee_agent`) goes to the team's
+    available agent with the fewest open tasks, or waits queued (`no_available_agent`). An agent
+    named with a team must be on it (422)."""
+    ensure_can_write(actor, company.pk)
+    data = dict(data)
+    team, agent = data.get("team"), data.get("assignee_agent")
+    if team is not None and agent is not None:
+        check_on_team(agent, team)
+    elif team is not None:
+        data["assignee_agent"] = team_pick(team)
+        if data["assignee_agent"] is None:
+            data["status_reason"] = StatusReason.NO_AVAILABLE_AGENT
+    # The company row's lock, which the create takes anyway for its number: new labels too
+    # are made one request at a time.
+    lock_company_graph(company.pk)
+    data["labels"] = labels_named(company.pk, label_names or [])
+    return issue_create(actor=actor, company=company, data=data)
+
+
+@transaction.atomic
+def task_update(
+    *,
+    actor: Actor,
+    issue: Issue,
+    changes: dict[str, Any],
+    label_names: list[str] | None = None,
+    if_match: str | None = None,
+) -> Issue:
+    """Edit a task the `/v1` way (DESIGN §8), through `issue_update`: a frozen task refuses even
+    an empty edit, the per-task budget is fixed once the task has started (409
+    `task_started`), and labels are names (created on first use)."""
+    if label_names is not None:
+        # New labels are made under the company row's lock, taken before the issue's as every
+        # edit that takes both does.
+        lock_company_graph(issue.company_id)
+    issue = lock_issue(issue)
+    check_if_match(issue, if_match)
+    ensure_can_write(actor, issue.company_id)
+    changes = dict(changes)
+    refuse_frozen(issue, [*changes, *(["labels"] if label_names is not None else [])])
+    if "budget_usd" in changes and issue.started_at is not None:
+        raise Conflict(
+            "The task has started; its budget is fixed",
+            code="task_started",
+            details={"startedAt": issue.started_at},
+        )
+    if label_names is not None:
+        changes["labels"] = labels_named(issue.company_id, label_names)
+    return issue_update(actor=actor, issue=issue, changes=changes)
 
 
 @transaction.atomic

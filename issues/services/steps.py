@@ -19,13 +19,16 @@ from issues.services.relations import check_assignees, check_same_company
 from paperclip.actors import Actor
 from paperclip.errors import InvalidTransition, Unprocessable
 
+# The code of `refuse_frozen`'s refusal (`/v1` names it `task_frozen`).
+FROZEN = "issue_frozen"
+
 
 def refuse_frozen(issue: Issue, fields: list[str] | None = None) -> None:
     """done, cancelled and failed issues are frozen (DESIGN §2): the board reopens first."""
     if issue.is_terminal:
         raise Unprocessable(
             f"Issue is {issue.status}; its fields are frozen (the board can reopen it)",
-            code="issue_frozen",
+            code=FROZEN,
             details={"status": issue.status, "fields": sorted(fields or [])},
         )
 
@@ -52,7 +55,9 @@ def set_assignee(actor: Actor, issue: Issue, changes: dict[str, Any]) -> dict[st
 
 def end_holder_run(actor: Actor, issue: Issue, reason: str) -> str | None:
     """Stop the live run that holds the issue's lock (it sees `cancelRequested` on its next
-    heartbeat); its checkpoints and costs stay in the run's history. Answers its id.
+    heartbeat) and release its lease, both for `reason` (`reassigned`, `cancelled`): its exit
+    reason and its lease's release reason. Its checkpoints and costs stay in the run's history.
+    Answers its id.
 
     Not the caller's own run, and not a run that holds other in-progress issues too (an `/api`
     heartbeat run may work on several): taking this issue away must not stop its other work.
@@ -68,6 +73,8 @@ def end_holder_run(actor: Actor, issue: Issue, reason: str) -> str | None:
     if run.is_terminal:
         return None
     run.cancel(reason)
+    run.lease_released_at = run.finished_at
+    run.lease_release_reason = reason
     run.save()
     return run.pk
 

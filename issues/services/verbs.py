@@ -15,6 +15,7 @@ from django.db import transaction
 from agents.models import Agent
 from agents.wakeups import Source, Wakes
 from issues.models import Issue, Status, StatusReason
+from issues.projection import allowed_actions
 from issues.services.access import ensure_agent_may_mutate, ensure_may_review, hold_lock
 from issues.services.comments import add_comment
 from issues.services.rows import lock_issue, log, touch
@@ -26,27 +27,26 @@ from paperclip.errors import Conflict, InvalidTransition, ValidationFailed
 REVIEW_VERDICTS = ("accept", "request_changes")
 
 
-def _begin(actor: Actor, issue: Issue) -> Issue:
+def _begin(actor: Actor, issue: Issue, action: str, to: str) -> Issue:
     """Lock the issue and check the caller may change it: its seat, the agent rule, run
-    ownership (the assignee acts from the run holding it), and frozen issues refuse."""
+    ownership (the assignee acts from the run holding it), frozen issues refuse, and the
+    issue's state accepts the verb."""
     issue = lock_issue(issue)
     ensure_can_write(actor, issue.company_id)
     ensure_agent_may_mutate(actor, issue)
     hold_lock(actor, issue)
     refuse_frozen(issue)
+    refuse_action(issue, action, to)
     return issue
 
 
-def _refuse(issue: Issue, action: str, to: str) -> InvalidTransition:
-    return InvalidTransition(
-        details={"from": issue.status, "to": to, "allowed": [], "action": action}
-    )
-
-
-def _is_queued(issue: Issue) -> bool:
-    """Nobody's yet: backlog, or todo without an assignee (`/v1`'s `queued`)."""
-    unassigned = issue.assignee_agent_id is None and issue.assignee_user_id is None
-    return issue.status == Status.BACKLOG or (issue.status == Status.TODO and unassigned)
+def refuse_action(issue: Issue, action: str, to: str) -> None:
+    """A verb the issue's state does not accept (`issues.projection.ACTIONS`) is a refused
+    transition naming the verb and the status it would have reached."""
+    if action not in allowed_actions(issue):
+        raise InvalidTransition(
+            details={"from": issue.status, "to": to, "allowed": [], "action": action}
+        )
 
 
 def _save(actor: Actor, issue: Issue, action: str, details: dict[str, Any]) -> None:
@@ -61,12 +61,11 @@ def issue_assign(*, actor: Actor, issue: Issue, agent: Agent) -> Issue:
 
     From any other state it is a refused transition (reassign moves assigned work).
     """
-    issue = _begin(actor, issue)
-    if not _is_queued(issue):
-        raise _refuse(issue, "assign", Status.TODO)
+    issue = _begin(actor, issue, "assign", Status.TODO)
     diff = set_assignee(actor, issue, {"assignee_agent": agent})
     if issue.status == Status.BACKLOG:
         diff |= move(actor, issue, Status.TODO, action="assign")
+    issue.status_reason = ""  # it has an agent now (no longer `no_available_agent`)
     _save(actor, issue, "issue.assigned", {"agentId": agent.pk, "changes": diff})
     wakes = Wakes(actor)
     wakes.add(agent, Source.ASSIGNMENT, "issue_assigned")
@@ -81,9 +80,7 @@ def issue_reassign(*, actor: Actor, issue: Issue, agent: Agent, reason: str = ""
     A live run holding it is stopped (exit reason `reassigned`), its history kept; the new agent
     is woken. The same agent again is a 409.
     """
-    issue = _begin(actor, issue)
-    if _is_queued(issue):
-        raise _refuse(issue, "reassign", Status.TODO)
+    issue = _begin(actor, issue, "reassign", Status.TODO)
     if issue.assignee_agent_id == agent.pk:
         raise Conflict(
             "Issue is already assigned to this agent",
@@ -118,7 +115,7 @@ def issue_reassign(*, actor: Actor, issue: Issue, agent: Agent, reason: str = ""
 @transaction.atomic
 def issue_cancel(*, actor: Actor, issue: Issue, reason: str = "") -> Issue:
     """Any open issue → cancelled; a live run holding it is stopped. The reason is kept."""
-    issue = _begin(actor, issue)
+    issue = _begin(actor, issue, "cancel", Status.CANCELLED)
     diff = move(actor, issue, Status.CANCELLED, action="cancel")
     _save(actor, issue, "issue.cancelled", {"reason": reason, "changes": diff})
     return issue
@@ -137,9 +134,7 @@ def issue_review(*, actor: Actor, issue: Issue, verdict: str, comment: str = "")
     ensure_can_write(actor, issue.company_id)
     ensure_may_review(actor, issue)
     refuse_frozen(issue)
-    if issue.status != Status.IN_REVIEW:
-        target = Status.DONE if verdict == "accept" else Status.TODO
-        raise _refuse(issue, "review", target)
+    refuse_action(issue, "review", Status.DONE if verdict == "accept" else Status.TODO)
     wakes = Wakes(actor)
     if verdict == "accept":
         diff = move(actor, issue, Status.DONE, action="review")

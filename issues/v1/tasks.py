@@ -1,23 +1,47 @@
-"""`/v1` tasks (reference 003, DESIGN §8): the issue as a task object, listed and read.
+"""`/v1` tasks (reference 003, DESIGN §8): the issue as a task object, listed, read, created,
+edited, and moved by the verbs (assign, cancel, reassign, review).
 
-The same rows and querysets as `/api`'s issues; only the shape differs: 003's field names, the
-status projection of `issues.projection`, labels by name, and ids as stored (prefixed).
+The same rows, querysets and services as `/api`'s issues; only the shape differs: 003's field
+names, the status projection of `issues.projection`, labels by name, ids as stored (prefixed),
+and a refusal said in task terms (`task_refusals`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 import django_filters
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import serializers
+from django.db.models import prefetch_related_objects
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.fields import empty
 from rest_framework.response import Response
 
+from agents.models import Agent, Team
+from issues.api.issues import IssueRefField
 from issues.api.lookups import IssueLookupMixin
 from issues.models import Issue, Priority
-from issues.projection import TASK_STATES, in_states, state_of
-from paperclip.api.fields import DateTimeField
-from paperclip.api.serializers import LabelChoiceField
+from issues.projection import TASK_STATES, allowed_actions, in_states, state_of
+from issues.services.lifecycle import task_create, task_update
+from issues.services.steps import FROZEN
+from issues.services.verbs import (
+    REVIEW_VERDICTS,
+    issue_assign,
+    issue_cancel,
+    issue_reassign,
+    issue_review,
+)
+from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
+from paperclip.api.serializers import CamelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ID, route
-from paperclip.errors import ValidationFailed
+from paperclip.errors import Conflict, InvalidTransition, Unprocessable, ValidationFailed
 from paperclip.ids import parse_id
 from paperclip.v1.viewsets import V1ViewSet
 
@@ -81,6 +105,127 @@ class TaskSerializer(serializers.ModelSerializer):
         return run.pk if run is not None and run.is_live else None
 
 
+# -- writes ----------------------------------------------------------------------------------
+
+
+class BudgetInputSerializer(CamelSerializer):
+    per_task_usd = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=0, allow_null=True
+    )
+
+
+class TaskWriteSerializer(CamelSerializer):
+    """What a task's create and PATCH accept (003's names); `budget.perTaskUsd` lands as
+    `budget_usd`, labels stay names for the service."""
+
+    title = serializers.CharField(max_length=500)
+    description = serializers.CharField(allow_blank=True, required=False)
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, source="label_names"
+    )
+    due_at = DateTimeField(allow_null=True, required=False)
+    budget = BudgetInputSerializer(required=False)
+
+    def validate(self, attrs):
+        if "budget" in attrs:
+            budget = attrs.pop("budget")
+            if "per_task_usd" not in budget:  # a PATCH is partial, its `budget` too
+                raise serializers.ValidationError({"budget": {"perTaskUsd": ["Required."]}})
+            attrs["budget_usd"] = budget["per_task_usd"]
+        return attrs
+
+
+class TaskCreateSerializer(TaskWriteSerializer):
+    priority = LabelChoiceField(Priority, required=False)
+    parent_id = IssueRefField(required=False, allow_null=True, source="parent")
+    assigned_agent_id = CompanyScopedRelatedField(
+        model=Agent, required=False, allow_null=True, source="assignee_agent"
+    )
+    assigned_team_id = CompanyScopedRelatedField(
+        model=Team, required=False, allow_null=True, source="team"
+    )
+    dependencies = IssueRefField(many=True, required=False)
+
+
+# Why PATCH refuses a field of the task it does not edit, and what to use instead.
+_VERBS = "POST .../issues/{id}/assign, /reassign, /cancel or /review"
+NOT_PATCHED = {
+    "status": f"The status changes through the verbs: {_VERBS}.",
+    "statusReason": f"Set by the verbs: {_VERBS}.",
+    "assignedAgentId": "Use POST .../issues/{id}/assign (a queued task) or /reassign.",
+}
+PATCHED = "title, description, labels, dueAt and budget.perTaskUsd"
+
+
+class TaskUpdateSerializer(TaskWriteSerializer):
+    """PATCH: only 003's editable fields; any other field is a 400 naming it and what to use."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, partial=True, **kwargs)
+
+    def run_validation(self, data=empty):
+        if isinstance(data, Mapping):
+            refused = {
+                name: [NOT_PATCHED.get(name, f"Not editable: PATCH takes {PATCHED}.")]
+                for name in data
+                if name not in self.fields
+            }
+            if refused:
+                raise serializers.ValidationError(refused)
+        return super().run_validation(data)
+
+
+class AssignSerializer(CamelSerializer):
+    agent_id = CompanyScopedRelatedField(model=Agent, source="agent")
+
+
+class ReassignSerializer(CamelSerializer):
+    to_agent_id = CompanyScopedRelatedField(model=Agent, source="agent")
+    reason = serializers.CharField(allow_blank=True, required=False, default="", max_length=2000)
+
+
+class CancelSerializer(CamelSerializer):
+    reason = serializers.CharField(allow_blank=True, required=False, default="", max_length=2000)
+
+
+class ReviewSerializer(CamelSerializer):
+    verdict = serializers.ChoiceField(choices=REVIEW_VERDICTS)
+    comment = serializers.CharField(
+        allow_blank=True, required=False, default="", max_length=100_000
+    )
+
+
+@contextmanager
+def task_refusals(issue: Issue, action: str) -> Iterator[None]:
+    """The one place a refusal of the task's state is said in `/v1`'s terms (DESIGN §8).
+
+    A verb the state does not accept, or any verb on a finished task, is 409
+    `invalid_transition` with `{status, action, allowedActions}` (the `/v1` state the task is
+    in, as the service saw it). An edit (`action="update"`) of a finished task is 409
+    `task_frozen`.
+    """
+    try:
+        yield
+    except Unprocessable as exc:
+        if not (isinstance(exc, InvalidTransition) or exc.code == FROZEN):
+            raise
+        issue.refresh_from_db()  # the service's change was rolled back: the state it refused
+        state = state_of(issue)
+        if action == "update":
+            raise Conflict(
+                f"The task is {state}; a finished task cannot be edited",
+                code="task_frozen",
+                details={"status": state},
+            ) from exc
+        raise InvalidTransition(
+            f"Cannot {action} a task that is {state}",
+            details={"status": state, "action": action, "allowedActions": allowed_actions(issue)},
+        ) from exc
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
 def _states(value: str) -> list[str]:
     states = [state.strip() for state in value.split(",") if state.strip()]
     unknown = [state for state in states if state not in TASK_STATES]
@@ -132,6 +277,19 @@ class TaskFilter(django_filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(tags=["v1"], responses=TaskSerializer(many=True)),
     retrieve=extend_schema(tags=["v1"], responses=TaskSerializer),
+    create=extend_schema(
+        tags=["v1"], request=TaskCreateSerializer, responses={201: TaskSerializer}
+    ),
+    partial_update=extend_schema(
+        tags=["v1"],
+        request=TaskUpdateSerializer,
+        responses=TaskSerializer,
+        parameters=[OpenApiParameter("If-Match", location="header", required=False)],
+    ),
+    assign=extend_schema(tags=["v1"], request=AssignSerializer, responses=TaskSerializer),
+    cancel=extend_schema(tags=["v1"], request=CancelSerializer, responses=TaskSerializer),
+    reassign=extend_schema(tags=["v1"], request=ReassignSerializer, responses=TaskSerializer),
+    review=extend_schema(tags=["v1"], request=ReviewSerializer, responses=TaskSerializer),
 )
 class TaskViewSet(IssueLookupMixin, V1ViewSet):
     queryset = Issue.objects.all()
@@ -153,14 +311,85 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
         issue = self.issue_by_ref(pk, self.get_queryset())
         return Response(TaskSerializer(issue).data, headers={"ETag": issue.etag})
 
+    def _render(self, issue: Issue, **kwargs) -> Response:
+        """The task a service answered, its labels and dependencies read fresh."""
+        prefetch_related_objects([issue], "labels", "dependencies")
+        return Response(TaskSerializer(issue).data, headers={"ETag": issue.etag}, **kwargs)
+
+    def _input(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data, context={"company": self.company})
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def create(self, request, company_pk: str):
+        data = self._input(TaskCreateSerializer)
+        issue = task_create(
+            actor=self.actor,
+            company=self.company,
+            data=data,
+            label_names=data.pop("label_names", None),
+        )
+        return self._render(issue, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, company_pk: str, pk: str):
+        issue = self.issue_by_ref(pk, self.get_queryset())
+        changes = self._input(TaskUpdateSerializer)
+        with task_refusals(issue, "update"):
+            issue = task_update(
+                actor=self.actor,
+                issue=issue,
+                changes=changes,
+                label_names=changes.pop("label_names", None),
+                if_match=request.headers.get("If-Match"),
+            )
+        return self._render(issue)
+
+    def _verb(self, name: str, serializer_class, service) -> Response:
+        """Run one verb's service on the task the URL names, refusals in task terms."""
+        issue = self.issue_by_ref(self.kwargs["pk"], self.get_queryset())
+        data = self._input(serializer_class)
+        with task_refusals(issue, name):
+            issue = service(actor=self.actor, issue=issue, **data)
+        return self._render(issue)
+
+    @action(detail=True, methods=["post"])
+    def assign(self, request, company_pk: str, pk: str):
+        """A queued task gets its agent (→ assigned), who is woken."""
+        return self._verb("assign", AssignSerializer, issue_assign)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, company_pk: str, pk: str):
+        """Any open task → cancelled; a live run holding it is stopped, its lease released."""
+        return self._verb("cancel", CancelSerializer, issue_cancel)
+
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, company_pk: str, pk: str):
+        """Work that has an agent goes to another (→ assigned, `reassigned`); a run holding it
+        ends with exit reason `reassigned`; the new agent is woken."""
+        return self._verb("reassign", ReassignSerializer, issue_reassign)
+
+    @action(detail=True, methods=["post"])
+    def review(self, request, company_pk: str, pk: str):
+        """The board or a manager of the assignee decides a task in review: accept → done,
+        request_changes → assigned to the same agent with the comment."""
+        return self._verb("review", ReviewSerializer, issue_review)
+
 
 COMPANY = rf"companies/(?P<company_pk>{ID})"
 
+TASK = rf"{COMPANY}/issues/(?P<pk>{ID})"
+
 urlpatterns = [
-    route(f"{COMPANY}/issues", TaskViewSet.as_view({"get": "list"}), name="v1-tasks"),
     route(
-        rf"{COMPANY}/issues/(?P<pk>{ID})",
-        TaskViewSet.as_view({"get": "retrieve"}),
-        name="v1-task",
+        f"{COMPANY}/issues",
+        TaskViewSet.as_view({"get": "list", "post": "create"}),
+        name="v1-tasks",
+    ),
+    route(
+        TASK, TaskViewSet.as_view({"get": "retrieve", "patch": "partial_update"}), name="v1-task"
+    ),
+    *(
+        route(f"{TASK}/{verb}", TaskViewSet.as_view({"post": verb}), name=f"v1-task-{verb}")
+        for verb in ("assign", "cancel", "reassign", "review")
     ),
 ]
