@@ -222,10 +222,12 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
             status=HeartbeatRun.Status.TIMED_OUT,
             finished_at=now,
             exit_reason="lease_expired",
+            lease_released_at=now,
+            lease_release_reason="lease_expired",
         )
 
     def renew_lease(self, run_id: str, agent_id: str, *, min_interval_seconds: int = 5) -> int:
-        """Push a live run's lease to now + PAPERCLIP_LEASE_SECONDS.
+        """Push a live run's lease to now + PAPERCLIP_LEASE_SECONDS, counting the renewal.
 
         Skips the write when the lease was renewed in the last few seconds, so a chatty agent
         costs at most one write per run per interval.
@@ -238,7 +240,18 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
             status__in=HeartbeatRun.LIVE_STATUSES,
             lease_expires_at__gt=now,
             lease_expires_at__lt=now + lease - timedelta(seconds=min_interval_seconds),
-        ).update(lease_expires_at=now + lease)
+        ).update(
+            lease_expires_at=now + lease,
+            lease_renewals=models.F("lease_renewals") + 1,
+            lease_renewed_at=now,
+        )
+
+    def claims_of(self, issue_id: str):
+        """The runs that claimed the task on `/v1`, one per attempt, newest first (wakes that
+        never claimed it have no fencing token)."""
+        return self.filter(issue_id=issue_id, fencing_token__isnull=False).order_by(
+            "-created_at", "-id"
+        )
 
 
 class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
@@ -331,6 +344,18 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
 
     def _renew(self) -> None:
         self.lease_expires_at = timezone.now() + timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
+
+    def renew_lease(self) -> None:
+        """Push the lease to now + PAPERCLIP_LEASE_SECONDS and count the renewal (its lease
+        history on `/v1`). The caller has checked the run is live."""
+        self._renew()
+        self.lease_renewals += 1
+        self.lease_renewed_at = timezone.now()
+
+    def release_lease(self, reason: str) -> None:
+        """The run gives its lease up (it finished, handed off, was stopped): when and why."""
+        self.lease_released_at = timezone.now()
+        self.lease_release_reason = reason
 
     @transition(field=status, source=Status.QUEUED, target=Status.RUNNING)
     def start(self) -> None:

@@ -57,15 +57,23 @@ class IssueQuerySet(CompanyScopedQuerySet):
         return self.filter(hidden_at__isnull=True)
 
     def try_checkout(
-        self, *, issue_id: str, agent_id: str, run_id: str | None, expected: list[str]
+        self,
+        *,
+        issue_id: str,
+        agent_id: str,
+        run_id: str | None,
+        expected: list[str],
+        count_claim: bool = False,
     ) -> int:
         """Implements `Issue.check_out` as ONE conditional UPDATE (compare-and-set).
 
         It changes the row only when the issue is in an expected status, unlocked, and
         unassigned or assigned to this agent, or when it is already this agent's unlocked
         in-progress issue (adoption). Of N racing runs exactly one sees 1 row changed.
+        `count_claim` (a `/v1` claim) also bumps the claim counter: the run's fencing token.
         """
         now = timezone.now()
+        counter = {"claim_count": F("claim_count") + 1} if count_claim else {}
         claimable = (
             Q(status__in=expected, assignee_user__isnull=True)
             & (Q(assignee_agent__isnull=True) | Q(assignee_agent_id=agent_id))
@@ -84,6 +92,7 @@ class IssueQuerySet(CompanyScopedQuerySet):
                 ),
                 updated_at=now,
                 version=F("version") + 1,
+                **counter,
             )
         )
 

@@ -13,6 +13,7 @@ from companies.services import apply_changes
 from issues.models import (
     Issue,
     Status,
+    StatusReason,
 )
 from issues.services.access import hold_lock
 from issues.services.rows import lock_issue, log, touch
@@ -40,6 +41,12 @@ def _checkout_conflict(issue: Issue) -> Conflict:
     )
 
 
+def refuse_paused_project(issue: Issue) -> None:
+    """Nobody starts work on an issue of a paused project (409)."""
+    if issue.project_id and issue.project.is_paused:
+        raise Conflict("Project is paused", code="project_paused", details={"issueId": issue.pk})
+
+
 # No savepoint: the request's transaction is the unit; checkout is the hottest write.
 @transaction.atomic(savepoint=False)
 def issue_checkout(
@@ -55,8 +62,7 @@ def issue_checkout(
         raise NotAllowed("Agents check out only as themselves")
     ensure_wakeable(agent)
     run = resolve_run(actor, required=True)
-    if issue.project_id and issue.project.is_paused:
-        raise Conflict("Project is paused", code="project_paused", details={"issueId": issue.pk})
+    refuse_paused_project(issue)
     previous = issue.status
     changed = Issue.objects.try_checkout(
         issue_id=issue.pk,
@@ -170,9 +176,11 @@ def issue_force_release(
 
 def release_stale_lock(*, actor: Actor, issue: Issue) -> dict[str, Any]:
     """Release one stale lock (the caller holds the row lock): in_progress → todo, assignee
-    kept so the agent's next run picks it up. Answers what happened, for the command's report."""
+    kept so the agent's next run picks it up, status reason `lease_expired` (on `/v1` the task
+    is assigned again). Answers what happened, for the command's report."""
     run_id = issue.checkout_run_id
     _clear_lock(issue, clear_assignee=False)
+    issue.status_reason = StatusReason.LEASE_EXPIRED
     touch(issue)
     issue.save()
     log(actor, issue, "issue.stale_lock_released", {"runId": run_id, "status": issue.status})
