@@ -31,7 +31,7 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -231,12 +231,24 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return None  # unknown: ApiEdgeMiddleware logs it and answers the 500 envelope
     status_code, body, headers = mapped
     _log_if_database_down(request, exc)
-    # Imported here: rest_framework.views loads the authentication classes, which raise ours.
-    from rest_framework.views import set_rollback
-
-    # The request is one transaction: whatever it wrote before failing is rolled back.
-    set_rollback()
+    _roll_back_the_request(request)
     return Response(body, status=status_code, headers=headers)
+
+
+def _roll_back_the_request(request) -> None:
+    """The request is one transaction (ATOMIC_REQUESTS): whatever it wrote before failing is
+    rolled back. A view that opted out (`transaction.non_atomic_requests`, each bulk task its
+    own transaction) has no request transaction; the atomic block around it, if any, is not
+    its to roll back."""
+    view = getattr(getattr(request, "resolver_match", None), "func", None)
+    opted_out = getattr(view, "_non_atomic_requests", set())
+    for connection in connections.all(initialized_only=True):
+        if (
+            connection.settings_dict["ATOMIC_REQUESTS"]
+            and connection.in_atomic_block
+            and connection.alias not in opted_out
+        ):
+            connection.set_rollback(True)
 
 
 @csrf_exempt  # answer 404 JSON whatever the method, never Django's CSRF page
