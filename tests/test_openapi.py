@@ -21,6 +21,7 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+V1_ERROR_REF = {"$ref": "#/components/schemas/V1Error"}
 WRITES = {"post", "put", "patch", "delete"}
 
 
@@ -42,6 +43,11 @@ def error_schema_of(response: dict) -> dict:
     return response["content"]["application/json"]["schema"]
 
 
+def error_ref_of(path: str) -> dict:
+    """Each dialect's errors have its own component (`/v1`: DESIGN §8)."""
+    return V1_ERROR_REF if path.startswith("/v1/") else ERROR_REF
+
+
 def test_schema_has_one_shared_error_component(schema):
     error = schema["components"]["schemas"]["Error"]
 
@@ -61,11 +67,11 @@ def test_checkout_declares_its_409_and_422_with_the_error_component(schema):
     assert {"200", "400", "401", "403", "404", "413", "415", "500", "503"} <= set(responses)
 
 
-def test_every_error_response_of_every_operation_is_the_error_component(schema):
+def test_every_error_response_of_every_operation_is_its_dialects_error_component(schema):
     for path, method, operation in operations(schema):
         for status, response in operation["responses"].items():
             if int(status) >= 400:
-                assert error_schema_of(response) == ERROR_REF, (method, path, status)
+                assert error_schema_of(response) == error_ref_of(path), (method, path, status)
 
 
 def test_every_operation_declares_the_errors_it_can_answer(schema):
@@ -110,7 +116,7 @@ def test_lists_declare_400_for_a_bad_cursor_or_limit(schema):
 
     assert len(lists) > 10
     for path, operation in lists:
-        assert error_schema_of(operation["responses"]["400"]) == ERROR_REF, path
+        assert error_schema_of(operation["responses"]["400"]) == error_ref_of(path), path
 
 
 def test_attachment_issue_comment_id_is_nullable(schema):
@@ -211,3 +217,95 @@ def test_unpaginated_approval_lists_offer_no_cursor_or_filters(schema):
     }
 
     assert names == {"id"}
+
+
+# -- /v1 (DESIGN §8): its own tag, error component and envelope ------------------------------------
+
+V1_TASK = "/v1/companies/{company_pk}/issues/{id}"
+
+
+def success_schema_of(operation: dict, status: str = "200") -> dict:
+    return operation["responses"][status]["content"]["application/json"]["schema"]
+
+
+def test_v1_has_its_own_error_component(schema):
+    error = schema["components"]["schemas"]["V1Error"]
+
+    assert error["required"] == ["error"]
+    inner = error["properties"]["error"]
+    assert inner["required"] == ["code", "message", "details", "requestId"]
+    assert inner["properties"]["details"]["nullable"] is True
+
+
+def test_a_v1_operations_errors_point_to_v1_error(schema):
+    responses = schema["paths"][V1_TASK]["get"]["responses"]
+
+    assert error_schema_of(responses["404"]) == V1_ERROR_REF
+    assert error_schema_of(responses["401"]) == V1_ERROR_REF
+    verb = schema["paths"][f"{V1_TASK}/assign"]["post"]["responses"]
+    assert error_schema_of(verb["409"]) == V1_ERROR_REF
+    assert "invalid_transition" in verb["409"]["description"]
+
+
+def test_a_v1_success_body_is_the_data_meta_envelope(schema):
+    body = success_schema_of(schema["paths"][V1_TASK]["get"])
+
+    assert body["required"] == ["data", "meta"]
+    assert body["properties"]["data"] == {"$ref": "#/components/schemas/Task"}
+    assert body["properties"]["meta"]["required"] == ["requestId"]
+
+
+def test_a_v1_page_says_next_cursor_and_has_more_in_meta(schema):
+    meta = success_schema_of(schema["paths"]["/v1/companies/{company_pk}/issues"]["get"])[
+        "properties"
+    ]["meta"]
+
+    assert meta["required"] == ["requestId", "nextCursor", "hasMore"]
+    assert meta["properties"]["nextCursor"]["nullable"] is True
+
+
+def test_bulk_declares_its_outcomes_and_counts(schema):
+    body = success_schema_of(schema["paths"]["/v1/companies/{company_pk}/issues/bulk"]["post"])
+
+    assert body["properties"]["data"]["type"] == "array"
+    assert body["properties"]["data"]["items"] == {"$ref": "#/components/schemas/BulkOutcome"}
+    assert body["properties"]["meta"]["required"] == ["requestId", "succeeded", "failed", "dryRun"]
+
+
+def test_every_v1_operation_is_tagged_v1_and_no_api_one_is(schema):
+    v1 = [(path, op) for path, _, op in operations(schema) if path.startswith("/v1/")]
+
+    assert len(v1) >= 10
+    assert all(op["tags"] == ["v1"] for _, op in v1)
+    assert not [
+        p for p, _, op in operations(schema) if p.startswith("/api/") and "v1" in op["tags"]
+    ]
+
+
+def test_api_operations_keep_their_bare_bodies_and_error_component(schema):
+    issue = schema["paths"]["/api/issues/{id}"]["get"]["responses"]
+
+    assert success_schema_of({"responses": issue}) == {"$ref": "#/components/schemas/IssueDetail"}
+    assert error_schema_of(issue["404"]) == ERROR_REF
+
+
+def test_v1_ids_are_not_described_as_uuids(schema):
+    components = schema["components"]["schemas"]
+
+    assert "format" not in components["Task"]["properties"]["id"]
+    assert "format" not in components["V1Team"]["properties"]["id"]
+    assert components["Team"]["properties"]["id"]["format"] == "uuid"  # /api's
+
+
+def test_real_v1_error_bodies_match_the_v1_error_component(schema, board, company):
+    error = schema["components"]["schemas"]["V1Error"]
+    answers = {
+        401: APIClient().get("/v1/whoami"),
+        404: board.get(f"/v1/companies/{company.pk}/issues/iss_00000000000000000000000000"),
+        400: board.post(f"/v1/companies/{company.pk}/teams", {}, format="json"),
+    }
+
+    for status, response in answers.items():
+        assert response.status_code == status, response.json()
+        jsonschema.validate(response.json(), error)
+        assert set(response.json()["error"]) == set(error["properties"]["error"]["properties"])

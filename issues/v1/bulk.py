@@ -142,12 +142,13 @@ def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
     create=extend_schema(
         tags=["v1"],
         request=BulkSerializer,
-        responses=BulkOutcomeSerializer(many=True),
+        responses={200: BulkOutcomeSerializer(many=True)},
         summary="Run one verb on many tasks, each in its own transaction",
     )
 )
 class BulkViewSet(V1ViewSet):
     queryset = Issue.objects.all()
+    pagination_class = None  # every outcome in one answer
     # The envelope's `meta` on this answer (declared in the schema by `paperclip.api.schema`).
     envelope_meta = {
         "succeeded": {"type": "integer"},

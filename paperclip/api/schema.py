@@ -5,6 +5,11 @@ it can answer, each with the one `Error` component: the body `paperclip.api.erro
 every failure on `/api`. Which statuses an operation declares follows from what it is (a write,
 one with a path id, a body, `If-Match`, throttles), so a new view is described without
 decorating it.
+
+`/v1` operations (DESIGN §8) are described in their own dialect: tagged `v1`, errors with the
+`V1Error` component (`{"error": {"code", "message", "details", "requestId"}}`), and success
+bodies in the `{data, meta}` envelope (`meta.nextCursor` and `meta.hasMore` on pages). Their ids
+are written as stored, so `uuid_ids` leaves the components only `/v1` uses alone.
 """
 
 from __future__ import annotations
@@ -86,6 +91,57 @@ ERROR_SCHEMA: dict[str, Any] = {
     "required": ["error", "code"],
 }
 
+V1_PREFIX = "/v1/"
+
+V1_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every error on `/v1`.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "description": "A stable machine code: `validation_error`, `not_found`, "
+                    "`invalid_transition`, `task_frozen`, `lease_conflict`, ...",
+                },
+                "message": {"type": "string", "description": "What went wrong, for a human."},
+                "details": {
+                    "nullable": True,
+                    "description": "More when there is more: the bad fields of a validation "
+                    "error, `{status, action, allowedActions}` of a refused transition.",
+                },
+                "requestId": {
+                    "type": "string",
+                    "description": "The request's id, as in the `X-Request-Id` header.",
+                },
+            },
+            "required": ["code", "message", "details", "requestId"],
+        }
+    },
+    "required": ["error"],
+}
+
+_V1_META_PROPERTIES: dict[str, Any] = {
+    "requestId": {"type": "string", "description": "As in the `X-Request-Id` header."}
+}
+_V1_PAGE_PROPERTIES: dict[str, Any] = {
+    "nextCursor": {
+        "type": "string",
+        "nullable": True,
+        "description": "Pass as `cursor` for the next page; null on the last.",
+    },
+    "hasMore": {"type": "boolean"},
+}
+
+# What a status means on /v1 where it differs from /api (paperclip.v1.errors).
+V1_ERROR_DESCRIPTIONS: dict[int, str] = {
+    409: "Conflicts with the task's state: `invalid_transition` (`details.status/action/"
+    "allowedActions`), `task_frozen`, `task_started`, `lease_conflict`, `lease_lost`, "
+    "`dependencies_pending`, `budget_exhausted`, ...",
+    422: "A rule of the domain refuses it: `dependency_cycle`, an agent not on the team, ...",
+}
+
 _RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying"}
 # What each status means on /api, and the headers it carries (paperclip.api.errors).
 ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
@@ -128,10 +184,16 @@ class AutoSchema(SpectacularAutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
-        error = self.error_component().ref
+        v1 = self.path.startswith(V1_PREFIX)
+        if v1:
+            operation["tags"] = ["v1"]
+            self.envelope(operation)
+        error = (self.v1_error_component() if v1 else self.error_component()).ref
         responses = operation["responses"]
         for status_code in self.error_status_codes(operation):
             description, headers = ERROR_RESPONSES[status_code]
+            if v1:
+                description = V1_ERROR_DESCRIPTIONS.get(status_code, description)
             response: dict[str, Any] = {
                 "description": description,
                 "content": {"application/json": {"schema": error}},
@@ -149,6 +211,32 @@ class AutoSchema(SpectacularAutoSchema):
         )
         self.registry.register_on_missing(component)
         return component
+
+    def v1_error_component(self) -> ResolvedComponent:
+        component = ResolvedComponent(
+            name="V1Error", type=ResolvedComponent.SCHEMA, object="V1Error", schema=V1_ERROR_SCHEMA
+        )
+        self.registry.register_on_missing(component)
+        return component
+
+    def envelope(self, operation: dict[str, Any]) -> None:
+        """Wrap each success body of a `/v1` operation in `{data, meta}`
+        (`paperclip.v1.renderers`): `meta` has the request id, and on a page (an operation
+        taking `cursor`) `nextCursor` and `hasMore`; a view may add its own (`envelope_meta`)."""
+        meta = dict(_V1_META_PROPERTIES)
+        if "cursor" in {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}:
+            meta |= _V1_PAGE_PROPERTIES
+        meta |= getattr(self.view, "envelope_meta", {})
+        meta_schema = {"type": "object", "properties": meta, "required": list(meta)}
+        for status_code, response in operation["responses"].items():
+            if not str(status_code).startswith("2"):
+                continue
+            for media in response.get("content", {}).values():
+                media["schema"] = {
+                    "type": "object",
+                    "properties": {"data": media["schema"], "meta": meta_schema},
+                    "required": ["data", "meta"],
+                }
 
     def error_status_codes(self, operation: dict[str, Any]) -> set[int]:
         """The error statuses this operation can answer."""
@@ -206,9 +294,13 @@ NOT_ALWAYS_UUID = frozenset({"actorId"})
 
 def uuid_ids(result, **kwargs):
     """Ids in responses are UUIDs (`paperclip.api.wire`): say so (`format: uuid`) on the
-    properties the renderer rewrites. Requests accept either form, so they stay plain strings."""
-    for name, component in result.get("components", {}).get("schemas", {}).items():
-        if name.endswith("Request"):
+    properties the renderer rewrites. Requests accept either form, so they stay plain strings.
+    `/v1` writes ids as stored: a component only its operations use is left as it is."""
+    components = result.get("components", {}).get("schemas", {})
+    paths = result.get("paths", {})
+    v1_only = _reachable(paths, components, v1=True) - _reachable(paths, components, v1=False)
+    for name, component in components.items():
+        if name.endswith("Request") or name in v1_only:
             continue
         for prop, schema in (component.get("properties") or {}).items():
             if not names_ids(prop) or prop in NOT_ALWAYS_UUID:
@@ -217,3 +309,27 @@ def uuid_ids(result, **kwargs):
             if target.get("type") == "string":
                 target["format"] = "uuid"
     return result
+
+
+def _refs(node: Any) -> set[str]:
+    """The component names a piece of the schema points to."""
+    if isinstance(node, dict):
+        names = {node["$ref"].rsplit("/", 1)[-1]} if isinstance(node.get("$ref"), str) else set()
+        return names.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def _reachable(paths: dict[str, Any], components: dict[str, Any], *, v1: bool) -> set[str]:
+    """Every component the `/v1` operations (or the others) use, directly or through others."""
+    todo = set().union(
+        *(_refs(item) for path, item in paths.items() if path.startswith(V1_PREFIX) == v1)
+    )
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo |= _refs(components.get(name, {}))
+    return seen
