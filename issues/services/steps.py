@@ -73,8 +73,7 @@ def end_holder_run(actor: Actor, issue: Issue, reason: str) -> str | None:
     if run.is_terminal:
         return None
     run.cancel(reason)
-    run.lease_released_at = run.finished_at
-    run.lease_release_reason = reason
+    run.release_lease(reason)
     run.save()
     return run.pk
 

@@ -323,23 +323,22 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
 
     def create(self, request, company_pk: str):
         data = self._input(TaskCreateSerializer)
+        label_names = data.pop("label_names", None)
         issue = task_create(
-            actor=self.actor,
-            company=self.company,
-            data=data,
-            label_names=data.pop("label_names", None),
+            actor=self.actor, company=self.company, data=data, label_names=label_names
         )
         return self._render(issue, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, company_pk: str, pk: str):
         issue = self.issue_by_ref(pk, self.get_queryset())
         changes = self._input(TaskUpdateSerializer)
+        label_names = changes.pop("label_names", None)
         with task_refusals(issue, "update"):
             issue = task_update(
                 actor=self.actor,
                 issue=issue,
                 changes=changes,
-                label_names=changes.pop("label_names", None),
+                label_names=label_names,
                 if_match=request.headers.get("If-Match"),
             )
         return self._render(issue)
