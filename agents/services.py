@@ -209,7 +209,8 @@ def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
 
 @transaction.atomic
 def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
-    """Renew the lease of a live run. A run the board cancelled answers `cancelRequested`."""
+    """Renew (and count) the lease of a live run. A run the board cancelled answers
+    `cancelRequested`."""
     _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
@@ -222,8 +223,8 @@ def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
             code="run_lease_expired",
             details={"runId": run.pk, "leaseExpiresAt": run.lease_expires_at},
         )
-    run._renew()
-    run.save(update_fields=["lease_expires_at"])
+    run.renew_lease()
+    run.save(update_fields=["lease_expires_at", "lease_renewals", "lease_renewed_at"])
     Agent.objects.filter(pk=run.agent_id).update(last_heartbeat_at=timezone.now())
     return run
 

@@ -197,3 +197,15 @@ def test_a_task_is_addressed_by_its_identifier_too(agent_client, company, agent,
     response = agent_client.get(f"/v1/companies/{company.pk}/issues/{issue.identifier}/runs")
 
     assert [r["id"] for r in response.json()["data"]] == [run.pk]
+
+
+def test_an_api_heartbeat_of_a_claimed_run_counts_in_its_lease_history(company, agent, issue):
+    client = client_for(factories.AgentApiKeyFactory(agent=agent).token)
+    run_id = client.post(runs_url(company, issue), {}, format="json").json()["data"]["id"]
+
+    response = client.post(f"/api/heartbeat-runs/{run_id}/heartbeat", {}, format="json")
+
+    assert response.status_code == 200, response.json()
+    [lease] = client.get(f"{runs_url(company, issue)}/{run_id}").json()["data"]["leaseHistory"]
+    run = HeartbeatRun.objects.get(pk=run_id)
+    assert (lease["renewals"], lease["lastRenewedAt"]) == (1, iso(run.lease_renewed_at))
