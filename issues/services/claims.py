@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from agents.models import Agent, HeartbeatRun
 from issues.models import Issue, Status
-from issues.projection import state_of
+from issues.projection import allowed_actions, state_of
 from issues.services.checkout import refuse_paused_project, release_stale_lock
 from issues.services.rows import lock_issue, log, touch
 from issues.services.steps import move
@@ -78,17 +78,15 @@ def _claim_refusal(agent: Agent, issue: Issue) -> Exception:
     holder = issue.checkout_run
     if issue.status == Status.IN_PROGRESS and holder is not None and holder.is_live:
         return _lease_conflict(issue, holder)
-    if issue.is_terminal:
-        return Conflict(
-            f"The task is {state_of(issue)}; it is frozen",
-            code="task_frozen",
-            details={"taskId": issue.pk, "status": state_of(issue)},
-        )
-    if issue.assignee_user_id or issue.assignee_agent_id not in (None, agent.pk):
+    if not issue.is_terminal and (
+        issue.assignee_user_id or issue.assignee_agent_id not in (None, agent.pk)
+    ):
         return NotAllowed("The task is assigned to another agent")
+    # In review, in handoff or finished: refused as `/v1` refuses any verb of the task's state.
+    state = state_of(issue)
     return InvalidTransition(
-        f"A task in {state_of(issue)} cannot be claimed",
-        details={"status": state_of(issue), "action": "claim", "allowedActions": []},
+        f"Cannot claim a task that is {state}",
+        details={"status": state, "action": "claim", "allowedActions": allowed_actions(issue)},
     )
 
 
@@ -112,8 +110,8 @@ def task_claim(*, actor: Actor, issue: Issue) -> HeartbeatRun:
 
     The assigned agent claims its task; a queued task nobody is assigned to may be claimed by
     any active agent of the company, which becomes its assignee. Refusals: board callers 403;
-    unfinished dependencies, a spent budget, a live run holding it (`lease_conflict`), a
-    frozen task, a task in review or handoff: 409; another agent's task: 403.
+    unfinished dependencies, a spent budget, a live run holding it (`lease_conflict`), a task
+    in review, handoff or finished (`invalid_transition`): 409; another agent's task: 403.
     """
     if not actor.is_agent:
         raise NotAllowed("Only an agent claims a task")

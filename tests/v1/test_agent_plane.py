@@ -205,20 +205,29 @@ def test_a_spent_budget_is_409_budget_exhausted(agent_client, company, assigned)
     assert claim(agent_client, company, assigned).status_code == 201
 
 
-@pytest.mark.parametrize("status", [Status.IN_REVIEW, Status.BLOCKED])
-def test_a_task_in_review_or_handoff_is_not_claimable(agent_client, company, agent, status):
+@pytest.mark.parametrize(
+    ("status", "state", "allowed"),
+    [
+        (Status.IN_REVIEW, "review", ["reassign", "review", "cancel"]),
+        (Status.BLOCKED, "handoff", ["reassign", "cancel"]),
+        (Status.DONE, "done", []),
+        (Status.CANCELLED, "cancelled", []),
+    ],
+)
+def test_a_task_in_review_handoff_or_finished_is_not_claimable(
+    agent_client, company, agent, status, state, allowed
+):
     issue = factories.IssueFactory(company=company, status=status, assignee_agent=agent)
 
     response = claim(agent_client, company, issue)
 
     assert error(response) == (409, "invalid_transition")
-    assert response.json()["error"]["details"]["action"] == "claim"
-
-
-def test_a_finished_task_is_409_task_frozen(agent_client, company, agent):
-    issue = factories.IssueFactory(company=company, status=Status.DONE, assignee_agent=agent)
-
-    assert error(claim(agent_client, company, issue)) == (409, "task_frozen")
+    assert response.json()["error"]["details"] == {
+        "status": state,
+        "action": "claim",
+        "allowedActions": allowed,
+    }
+    assert not HeartbeatRun.objects.exists()
 
 
 def test_a_run_token_claims_too(board, company, agent, assigned):
