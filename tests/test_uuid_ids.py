@@ -15,8 +15,6 @@ import uuid
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
-from django.urls import get_resolver
-from django.urls.resolvers import URLResolver
 from django.utils import timezone
 
 from agents.models import HeartbeatRun
@@ -24,6 +22,7 @@ from issues.models import Issue
 from paperclip.ids import as_uuid, parse_id
 from tests import factories
 from tests.conftest import client_for
+from tests.routes import routes
 from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
@@ -119,46 +118,7 @@ def world(settings, tmp_path, board, company, agent, key):
 
 # -- the route table, from the resolver -----------------------------------------------------------
 
-# The object a path's `pk` names, by the path's first segment.
-KIND_OF_PK = {
-    "companies": "company",
-    "agents": "agent",
-    "heartbeat-runs": "run",
-    "issues": "issue",
-    "attachments": "attachment",
-    "approvals": "approval",
-    "goals": "goal",
-    "projects": "project",
-    "labels": "label",
-    "teams": "team",
-}
-
-
-def _patterns(patterns, prefix=""):
-    for pattern in patterns:
-        if isinstance(pattern, URLResolver):
-            yield from _patterns(pattern.url_patterns, prefix + str(pattern.pattern))
-        elif getattr(pattern.callback, "actions", None):
-            yield prefix + str(pattern.pattern), pattern.callback.actions
-
-
-def api_routes() -> list[tuple[str, str]]:
-    """(method, template) of every `/api` route with an id in its path, `{kind}` placeholders."""
-    routes = []
-    for regex, actions in _patterns(get_resolver().url_patterns):
-        if not regex.startswith("api/") or "(?P<" not in regex:
-            continue
-        path = "/" + re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", regex)
-        path = path.replace("^", "").replace("/?$", "")
-        first = path.split("/")[2]
-        kind = "comment" if "{issue_pk}/comments/" in path else KIND_OF_PK.get(first)
-        path = path.replace("{company_pk}", "{company}").replace("{issue_pk}", "{issue}")
-        path = path.replace("{pk}", "{" + str(kind) + "}")
-        routes.extend((method, path) for method in actions)
-    return sorted(routes)
-
-
-ROUTES = api_routes()
+ROUTES = routes("api")
 READS = [route for route in ROUTES if route[0] == "get"]
 WRITES = [route for route in ROUTES if route[0] != "get"]
 

@@ -28,6 +28,15 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def actor(self) -> Actor:
         return self.request.auth
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # A company the caller cannot see is a 404 before anything else is looked at (the
+        # body included): the answer is the same whatever was sent. A method the route does
+        # not serve stays a 405.
+        served = hasattr(self, request.method.lower())
+        if served and "company_pk" in self.kwargs and not getattr(self, "swagger_fake_view", False):
+            _ = self.company
+
     def get_base_queryset(self):
         return self.queryset.all()
 
