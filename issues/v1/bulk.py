@@ -148,6 +148,7 @@ def _error(code: str, message: str, details: Any = None) -> dict[str, Any]:
 )
 class BulkViewSet(V1ViewSet):
     queryset = Issue.objects.all()
+    serializer_class = BulkSerializer  # what OPTIONS describes
     pagination_class = None  # every outcome in one answer
     # The envelope's `meta` on this answer (declared in the schema by `paperclip.api.schema`).
     envelope_meta = {
