@@ -14,6 +14,7 @@ from companies.models import Company, hash_token, new_secret
 from companies.services import log_change, save_changes
 from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
 from paperclip.actors import Actor
+from paperclip.availability import agent_available
 from paperclip.errors import Conflict, NotAllowed, ValidationFailed, validation_error
 from paperclip.targets import TargetRefused
 
@@ -62,6 +63,7 @@ def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Age
     refuse_taken_name(company.pk, agent.name)
     agent.save()
     log_change(actor, agent, "agent.created", {"name": agent.name, "role": agent.role})
+    agent_available(agent)
     return agent
 
 
@@ -75,7 +77,10 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
         validate_adapter_config(changes["adapter_config"])
     if "name" in changes:
         refuse_taken_name(agent.company_id, changes["name"], agent_id=agent.pk)
+    moved = "team" in changes and changes["team"] != agent.team
     save_changes(actor, agent, changes)
+    if moved:
+        agent_available(agent)
     return agent
 
 
@@ -97,7 +102,9 @@ def agent_pause(*, actor: Actor, agent: Agent) -> Agent:
 
 @transaction.atomic
 def agent_resume(*, actor: Actor, agent: Agent) -> Agent:
-    return _transition(actor, agent, "resume", "agent.resumed")
+    agent = _transition(actor, agent, "resume", "agent.resumed")
+    agent_available(agent)
+    return agent
 
 
 @transaction.atomic

@@ -16,6 +16,7 @@ from issues.models import Issue, Label, Status
 from paperclip.ids import as_uuid
 from tests import factories
 from tests.conftest import iso
+from tests.wire import stored
 
 pytestmark = pytest.mark.django_db
 
@@ -361,3 +362,65 @@ def test_patch_of_another_companys_task_is_404_under_either_company(
     assert direct.status_code == under_own.status_code == theirs_under_ours.status_code == 404
     issue.refresh_from_db()
     assert issue.title == "Ours"
+
+
+@pytest.fixture
+def waiting(board, company):
+    """Two tasks queued for a team whose only agent is paused."""
+    team = factories.TeamFactory(company=company)
+    sleeper = factories.AgentFactory(company=company, team=team, status=Agent.Status.PAUSED)
+    ids = [
+        board.post(
+            tasks_url(company), {"title": t, "assignedTeamId": team.pk}, format="json"
+        ).json()["data"]["id"]
+        for t in ("First", "Second")
+    ]
+    return team, sleeper, ids
+
+
+def assignees(board, company, ids) -> list[tuple[str, str | None, str | None]]:
+    tasks = [board.get(f"{tasks_url(company)}/{i}").json()["data"] for i in ids]
+    return [(t["status"], t["statusReason"], t["assignedAgentId"]) for t in tasks]
+
+
+def test_waiting_team_work_goes_to_an_agent_when_one_is_resumed(board, company, waiting):
+    _, sleeper, ids = waiting
+
+    resumed = board.post(f"/api/agents/{sleeper.pk}/resume", format="json")
+
+    assert resumed.status_code == 200, resumed.json()
+    assert assignees(board, company, ids) == [
+        ("assigned", None, sleeper.pk),
+        ("assigned", None, sleeper.pk),
+    ]
+    rows = ActivityEvent.objects.filter(action="issue.assigned", issue_id__in=ids)
+    assert {(row.actor_type, row.issue_id) for row in rows} == {("system", i) for i in ids}
+
+
+def test_waiting_team_work_goes_to_an_agent_hired_onto_the_team(board, company, waiting):
+    team, _, ids = waiting
+
+    hired = board.post(
+        f"/api/companies/{company.pk}/agents",
+        {"name": "Newcomer", "teamId": team.pk},
+        format="json",
+    )
+    moved = factories.AgentFactory(company=company, name="Mover")
+    board.patch(f"/api/agents/{moved.pk}", {"teamId": team.pk}, format="json")
+
+    newcomer = stored(hired.json()["id"], Agent)
+    # the newcomer takes both (the only available agent then); moving a second agent in later
+    # finds nothing left waiting
+    assert assignees(board, company, ids) == [
+        ("assigned", None, newcomer),
+        ("assigned", None, newcomer),
+    ]
+
+
+def test_a_team_agent_that_is_still_unavailable_assigns_nothing(board, company, waiting):
+    team, _, ids = waiting
+    other = factories.AgentFactory(company=company, name="Other", status=Agent.Status.PAUSED)
+
+    board.patch(f"/api/agents/{other.pk}", {"teamId": team.pk}, format="json")
+
+    assert assignees(board, company, ids) == [("queued", "no_available_agent", None)] * 2
