@@ -219,11 +219,17 @@ def task_update(
     issue: Issue,
     changes: dict[str, Any],
     label_names: list[str] | None = None,
+    add_labels: list[str] = (),
+    remove_labels: list[str] = (),
     if_match: str | None = None,
 ) -> Issue:
     """Edit a task the `/v1` way (DESIGN §8), through `issue_update`: a frozen task refuses even
     an empty edit, the per-task budget is fixed once the task has started (409
-    `task_started`), and labels are names (created on first use)."""
+    `task_started`), and labels are names (created on first use): `label_names` replaces
+    them, `add_labels` / `remove_labels` (bulk's label and unlabel) change the ones the task has
+    under its lock, so two edits at once both count."""
+    if add_labels or remove_labels:
+        label_names = []  # computed below, from the labels as they are under the lock
     if label_names is not None:
         # New labels are made under the company row's lock, taken before the issue's as every
         # edit that takes both does.
@@ -239,6 +245,10 @@ def task_update(
             code="task_started",
             details={"startedAt": issue.started_at},
         )
+    if add_labels or remove_labels:
+        gone = {name.lower() for name in remove_labels}
+        kept = [label.name for label in issue.labels.all() if label.name.lower() not in gone]
+        label_names = [*kept, *add_labels]
     if label_names is not None:
         changes["labels"] = labels_named(issue.company_id, label_names)
     return issue_update(actor=actor, issue=issue, changes=changes)

@@ -55,15 +55,11 @@ class PrioritySerializer(CamelSerializer):
 
 
 def _label(actor: Actor, issue: Issue, labels: list[str]) -> Issue:
-    current = [label.name for label in issue.labels.all()]
-    return task_update(actor=actor, issue=issue, changes={}, label_names=[*current, *labels])
+    return task_update(actor=actor, issue=issue, changes={}, add_labels=labels)
 
 
 def _unlabel(actor: Actor, issue: Issue, labels: list[str]) -> Issue:
-    # Label names match ignoring case, as their uniqueness does.
-    gone = {name.lower() for name in labels}
-    kept = [label.name for label in issue.labels.all() if label.name.lower() not in gone]
-    return task_update(actor=actor, issue=issue, changes={}, label_names=kept)
+    return task_update(actor=actor, issue=issue, changes={}, remove_labels=labels)
 
 
 def _set_priority(actor: Actor, issue: Issue, priority: int) -> Issue:
