@@ -201,6 +201,26 @@ def test_a_lone_surrogate_in_a_json_object_field_is_400_naming_its_path(
     assert written() == before
 
 
+@pytest.mark.parametrize("number", ["1e309", "-1e309", "1e999999"])
+def test_a_number_too_large_for_a_double_is_400_naming_its_path(
+    agent_client, company, written, number
+):
+    """It parses to infinity, which no JSON column (nor the answer) can hold: it was a 500 on
+    /v1 checkpoints (found in review)."""
+    before = written()
+    body = '{"type": "approve_ceo_strategy", "payload": {"plan": {"cost": ' + number + "}}}"
+
+    response = agent_client.post(
+        f"/api/companies/{company.pk}/approvals", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == validation_error(
+        {"payload.plan.cost": ["Numbers must be finite (this one overflows a double)."]}
+    )
+    assert written() == before
+
+
 def test_nul_in_a_form_field_is_400_naming_the_field(board, company, issue, written):
     before = written()
 

@@ -94,7 +94,9 @@ def refuse_live_holder(actor: Actor, issue: Issue) -> None:
 
 def ensure_may_review(actor: Actor, issue: Issue) -> None:
     """A review is the board's, or a manager's of the assignee (chain of command); never the
-    assignee's own, and no other agent's (DESIGN §8)."""
+    assignee's own, agent or board user, and no other agent's (DESIGN §8)."""
+    if actor.is_board and issue.assignee_user_id == actor.id:
+        raise NotAllowed("Nobody reviews their own work")
     if not actor.is_agent:
         return
     agent = actor.agent

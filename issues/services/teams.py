@@ -8,7 +8,7 @@ from agents.models import Agent, Team
 from issues.models import OPEN_STATUSES, Issue, Status, StatusReason
 from issues.services.verbs import issue_assign
 from paperclip.actors import SYSTEM
-from paperclip.errors import Unprocessable
+from paperclip.errors import DomainError, Unprocessable
 
 # Agents that can take work now: not paused, failing, terminated or awaiting approval.
 AVAILABLE_STATUSES = (Agent.Status.ACTIVE, Agent.Status.IDLE, Agent.Status.RUNNING)
@@ -63,5 +63,10 @@ def assign_waiting_work(*, agent: Agent) -> list[Issue]:
         pick = team_pick(agent.team)
         if pick is None:
             break
-        assigned.append(issue_assign(actor=SYSTEM, issue=issue, agent=pick))
+        try:
+            assigned.append(issue_assign(actor=SYSTEM, issue=issue, agent=pick))
+        except DomainError:
+            # Assigned or cancelled by someone else since it was read (issue_assign re-checks
+            # under the row lock, in its own savepoint): nothing to hand out.
+            continue
     return assigned

@@ -18,6 +18,7 @@ The same NUL rule covers form and multipart fields, and query parameters (see
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ MAX_JSON_DEPTH = 32
 NUL = "\x00"
 NUL_MESSAGE = "NUL characters are not allowed."
 SURROGATE_MESSAGE = "Unpaired surrogate characters are not allowed."
+NOT_FINITE_MESSAGE = "Numbers must be finite (this one overflows a double)."
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Enough to show the client what is wrong without echoing a whole hostile body back.
 MAX_REPORTED_FIELDS = 20
@@ -56,8 +58,8 @@ def too_deep() -> ValidationFailed:
 
 
 def check_json(data: Any) -> None:
-    """Refuse a parsed JSON document that holds a NUL or a lone surrogate anywhere, or nests
-    too deeply.
+    """Refuse a parsed JSON document that holds a NUL or a lone surrogate anywhere, a number too
+    large for a double, or nests too deeply.
 
     Iterative (an explicit stack), so walking a deep document cannot itself overflow. Paths use
     the names the client sent: `a.b` for object members, `a[0]` for list items; a NUL in the
@@ -70,6 +72,10 @@ def check_json(data: Any) -> None:
         if isinstance(value, str):
             if problem := unstorable(value):
                 found.setdefault(path or "nonFieldErrors", [problem])
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            # 1e309 parses to infinity, which no JSON column (nor the answer) can hold.
+            found.setdefault(path or "nonFieldErrors", [NOT_FINITE_MESSAGE])
             continue
         if not isinstance(value, dict | list):
             continue

@@ -424,3 +424,29 @@ def test_a_team_agent_that_is_still_unavailable_assigns_nothing(board, company, 
     board.patch(f"/api/agents/{other.pk}", {"teamId": team.pk}, format="json")
 
     assert assignees(board, company, ids) == [("queued", "no_available_agent", None)] * 2
+
+
+def test_waiting_work_changed_meanwhile_is_skipped_not_a_failed_resume(
+    board, company, waiting, monkeypatch
+):
+    """The waiting tasks are read, then each assigned under its own lock: one cancelled by
+    someone else in between is skipped, and the resume still succeeds."""
+    from issues.services import teams
+
+    _, sleeper, ids = waiting
+    real_pick = teams.team_pick
+
+    def cancel_first_then_pick(team):
+        first = Issue.objects.get(pk=ids[0])
+        if first.status != Status.CANCELLED:  # "someone else" cancels it meanwhile
+            board.post(f"{tasks_url(company)}/{first.pk}/cancel", {}, format="json")
+        return real_pick(team)
+
+    monkeypatch.setattr(teams, "team_pick", cancel_first_then_pick)
+    resumed = board.post(f"/api/agents/{sleeper.pk}/resume", format="json")
+
+    assert resumed.status_code == 200, resumed.json()
+    assert assignees(board, company, ids) == [
+        ("cancelled", None, None),
+        ("assigned", None, sleeper.pk),
+    ]

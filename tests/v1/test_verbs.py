@@ -221,6 +221,19 @@ def test_the_assignee_never_reviews_its_own_work(company, agent, agent_client):
     assert issue.status == Status.IN_REVIEW
 
 
+def test_a_board_user_never_reviews_work_assigned_to_them(board, board_user, company):
+    issue = factories.IssueFactory(
+        company=company, status=Status.IN_REVIEW, assignee_user=board_user
+    )
+
+    own = board.post(verb_url(issue, "review"), {"verdict": "accept"}, format="json")
+
+    assert own.status_code == 403
+    assert own.json()["error"]["code"] == "forbidden"
+    issue.refresh_from_db()
+    assert issue.status == Status.IN_REVIEW
+
+
 def test_a_manager_of_the_assignee_reviews_and_another_agent_may_not(company, agent, peer):
     manager = factories.AgentFactory(company=company, name="Lead")
     agent.reports_to = manager
