@@ -4,14 +4,13 @@ pages. The same comments and service as `/api`'s; `author` names who wrote it
 
 from __future__ import annotations
 
-from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from issues.api.lookups import IssueLookupMixin
-from issues.models import Comment, Issue
+from issues.models import Comment
 from issues.services.comments import comment_create
+from issues.v1.scope import TaskScopeMixin
 from paperclip.api.fields import DateTimeField
 from paperclip.api.serializers import CamelSerializer
 from paperclip.api.viewsets import ID, route
@@ -53,19 +52,14 @@ class TaskCommentCreateSerializer(CamelSerializer):
         responses={201: TaskCommentSerializer},
     ),
 )
-class TaskCommentViewSet(IssueLookupMixin, V1ViewSet):
+class TaskCommentViewSet(TaskScopeMixin, V1ViewSet):
     queryset = Comment.objects.all()
     serializer_class = TaskCommentSerializer
     # Newest first, as the task list; the keyset never repeats or skips one added meanwhile.
     ordering_keys = (("created_at", True), ("id", True))
 
-    @cached_property
-    def issue(self) -> Issue:
-        tasks = Issue.objects.visible_to(self.actor).for_company(self.company.pk)
-        return self.issue_by_ref(self.kwargs["issue_pk"], tasks)
-
     def get_base_queryset(self):
-        return Comment.objects.filter(issue=self.issue).select_related("author_user")
+        return Comment.objects.filter(issue=self.task).select_related("author_user")
 
     def list(self, request, company_pk: str, issue_pk: str):
         page = self.paginate_queryset(self.get_queryset())
@@ -75,8 +69,8 @@ class TaskCommentViewSet(IssueLookupMixin, V1ViewSet):
         serializer = TaskCommentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         comment = comment_create(
-            actor=self.actor,
-            issue=self.issue,
+            actor=self.actor_on(self.task),
+            issue=self.task,
             body=serializer.validated_data["text"],
             author=serializer.validated_data.get("author"),
         )

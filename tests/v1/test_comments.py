@@ -13,7 +13,7 @@ from companies.models import ActivityEvent
 from issues.models import Comment, Status
 from paperclip.ids import as_uuid
 from tests import factories
-from tests.conftest import iso
+from tests.conftest import client_for, iso
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +159,40 @@ def test_another_companys_task_is_404_either_way(board, other_board, company, ot
         assert response.status_code == 404, response.json()
         assert response.json()["error"]["code"] == "not_found"
     assert not Comment.objects.exists()
+
+
+def test_the_agent_running_the_task_comments_from_its_run_without_a_header(
+    agent_client, company, agent
+):
+    """003 names no run header: the claim's run is the one the comment comes from (on /api it
+    would be a 401 `run_id_required` without `X-Paperclip-Run-Id`)."""
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    run = agent_client.post(
+        f"/v1/companies/{company.pk}/issues/{issue.pk}/runs", {}, format="json"
+    ).json()["data"]
+
+    response = agent_client.post(comments_url(issue), {"text": "Halfway there"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert (response.json()["data"]["author"], response.json()["data"]["runId"]) == (
+        f"agent:{agent.pk}",
+        run["id"],
+    )
+    issue.refresh_from_db()
+    assert (issue.status, issue.checkout_run_id) == (Status.IN_PROGRESS, run["id"])
+
+
+def test_another_agents_run_does_not_speak_for_a_comment(board, company, agent):
+    """Only the caller's own live run is implied: a peer commenting on a running task of
+    someone else comments as itself, from no run."""
+    peer = factories.AgentFactory(company=company, name="Peer")
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    key = factories.AgentApiKeyFactory(agent=agent).token
+
+    client_for(key).post(f"/v1/companies/{company.pk}/issues/{issue.pk}/runs", {}, format="json")
+    peer_client = client_for(factories.AgentApiKeyFactory(agent=peer).token)
+
+    response = peer_client.post(comments_url(issue), {"text": "Need a hand?"}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["data"]["runId"] is None
