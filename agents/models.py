@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import NotSupportedError, models
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
@@ -177,6 +180,68 @@ class AgentApiKey(HashedToken):
         return f"{self.token_prefix}… ({self.agent})"
 
 
+class JsonNumber(models.Func):
+    """`column[key]` when it is a JSON number, else NULL (missing, a string, a boolean, null):
+    a run's usage is whatever its agent reported, unchecked."""
+
+    output_field = models.DecimalField()
+
+    def __init__(self, column: str, key: str):
+        super().__init__(models.F(column))
+        self.key = key
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError("JsonNumber is written for SQLite and PostgreSQL")
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        path = f'$."{self.key}"'
+        sql = (
+            f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
+            f"THEN json_extract({column}, %s) END"
+        )
+        return sql, (*params, path, *params, path)
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = (
+            f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' THEN ({column} ->> %s)::numeric END"
+        )
+        return sql, (*params, self.key, *params, self.key)
+
+
+def run_cost() -> dict[str, models.Expression]:
+    """What a run cost, from the usage its agent reported (`/api` finish, DESIGN §10): `costUsd`,
+    else `costCents` / 100, else nothing; its input and output tokens. A value that is not a
+    number counts as nothing, and so does a negative one: a run never gives budget back.
+
+    The one statement of that rule, in SQL so a sum over many runs is one query: a run's `cost`
+    (`HeartbeatRunQuerySet.with_cost`) and a task's spent (`IssueQuerySet.with_spent`) read it.
+    """
+    nothing = models.Value(Decimal(0))
+
+    def at_least_nothing(*amounts: models.Expression) -> models.Expression:
+        first = Coalesce(*amounts, nothing, output_field=models.DecimalField())
+        return Greatest(first, nothing, output_field=models.DecimalField())
+
+    return {
+        "cost_usd": at_least_nothing(
+            JsonNumber("usage", "costUsd"),
+            # A product, not a quotient: SQLite divides integers as integers.
+            JsonNumber("usage", "costCents") * models.Value(Decimal("0.01")),
+        ),
+        "cost_input_tokens": at_least_nothing(JsonNumber("usage", "inputTokens")),
+        "cost_output_tokens": at_least_nothing(JsonNumber("usage", "outputTokens")),
+    }
+
+
+@dataclass(frozen=True)
+class RunCost:
+    usd: Decimal
+    input_tokens: int
+    output_tokens: int
+
+
 # Activity actions by which a run takes an issue's checkout lock (written by issues.services).
 CHECKED_OUT = "issue.checked_out"
 LOCK_ADOPTED = "issue.checkout_lock_adopted"
@@ -245,6 +310,10 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
             lease_renewals=models.F("lease_renewals") + 1,
             lease_renewed_at=now,
         )
+
+    def with_cost(self):
+        """Each run with what it cost (`run_cost`), read by `HeartbeatRun.cost` without a query."""
+        return self.annotate(**run_cost())
 
     def claims_of(self, issue_id: str):
         """The runs that claimed the task on `/v1`, one per attempt, newest first (wakes that
@@ -340,6 +409,19 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
             self.status in self.LIVE_STATUSES
             and self.lease_expires_at is not None
             and self.lease_expires_at > timezone.now()
+        )
+
+    @property
+    def cost(self) -> RunCost:
+        """What the run cost (`run_cost`): from its `with_cost()` columns when it was read
+        through them, else from its row, in one query."""
+        if not hasattr(self, "cost_usd"):
+            columns = HeartbeatRun.objects.with_cost().values(*run_cost()).get(pk=self.pk)
+            self.__dict__.update(columns)
+        return RunCost(
+            usd=self.cost_usd,
+            input_tokens=int(self.cost_input_tokens),
+            output_tokens=int(self.cost_output_tokens),
         )
 
     def _renew(self) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from agents.models import Agent, HeartbeatRun, Team
+from agents.models import Agent, HeartbeatRun, Team, run_cost
 from companies.models import Company
 from issues.models.records import Goal, Label, Project
 from paperclip.ids import PrefixedIdField, parse_id
@@ -120,6 +124,23 @@ class IssueQuerySet(CompanyScopedQuerySet):
         return self.filter(status=Status.IN_PROGRESS, checkout_run__isnull=False).exclude(
             checkout_run__status__in=HeartbeatRun.LIVE_STATUSES,
             checkout_run__lease_expires_at__gt=timezone.now(),
+        )
+
+    def with_spent(self):
+        """Each task with what it has spent (`spent_usd`, DESIGN §8): the cost (`run_cost`) of
+        the runs that claimed it, summed in SQL, so a list reads it in its own query and
+        `Issue.spent_usd` needs none."""
+        claims = (
+            HeartbeatRun.objects.claims_of(OuterRef("pk"))
+            .order_by()
+            .values("issue_id")
+            .annotate(total=Sum(run_cost()["cost_usd"]))
+            .values("total")
+        )
+        return self.annotate(
+            spent_usd=Coalesce(
+                Subquery(claims), Value(Decimal(0)), output_field=models.DecimalField()
+            )
         )
 
     def with_list_relations(self):
@@ -258,6 +279,12 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @cached_property
+    def spent_usd(self) -> Decimal:
+        """What the task has spent (`IssueQuerySet.with_spent`): its annotation when the task
+        was read through it, else one query."""
+        return Issue.objects.with_spent().values_list("spent_usd", flat=True).get(pk=self.pk)
 
     @property
     def etag(self) -> str:

@@ -10,7 +10,6 @@ reassigned, cancelled, or whose lease expired gets 409 `lease_lost` and never wr
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -32,12 +31,6 @@ from paperclip.errors import Conflict, InvalidTransition, NotAllowed
 CLAIMABLE = [Status.BACKLOG, Status.TODO]
 
 
-def spent_usd(issue: Issue) -> Decimal:
-    """What the task has cost so far. Costs are reported per run (DESIGN §10); until they are,
-    nothing has been spent (the task object says the same)."""
-    return Decimal(0)
-
-
 def _refuse_unready(issue: Issue) -> None:
     """A task starts only when every dependency is done and its budget is not spent."""
     pending = sorted(issue.dependencies.exclude(status=Status.DONE).values_list("pk", flat=True))
@@ -47,7 +40,7 @@ def _refuse_unready(issue: Issue) -> None:
             code="dependencies_pending",
             details={"taskId": issue.pk, "pendingDependencies": pending},
         )
-    spent = spent_usd(issue)
+    spent = issue.spent_usd  # what the runs that claimed it cost
     if issue.budget_usd is not None and spent >= issue.budget_usd:
         raise Conflict(
             "The task's budget is spent",

@@ -45,12 +45,6 @@ def exit_reason(run: HeartbeatRun) -> str | None:
     return run.exit_reason if run.exit_reason in EXIT_REASONS else _EXIT_BY_STATUS[run.status]
 
 
-def _amount(usage: dict, key: str) -> float:
-    value = usage.get(key)
-    # Usage is what an agent reported (`/api` finish): anything but a number counts as nothing.
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
 class LeaseSerializer(serializers.Serializer):
     acquiredAt = DateTimeField()
     renewals = serializers.IntegerField()
@@ -108,12 +102,11 @@ class RunSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(CostSerializer)
     def get_cost(self, run: HeartbeatRun) -> dict[str, Any]:
-        usage = run.usage if isinstance(run.usage, dict) else {}
-        usd = _amount(usage, "costUsd") or _amount(usage, "costCents") / 100
+        cost = run.cost
         return {
-            "usd": float(usd),
-            "inputTokens": int(_amount(usage, "inputTokens")),
-            "outputTokens": int(_amount(usage, "outputTokens")),
+            "usd": float(cost.usd),
+            "inputTokens": cost.input_tokens,
+            "outputTokens": cost.output_tokens,
         }
 
     @extend_schema_field(
@@ -177,7 +170,7 @@ class RunViewSet(IssueLookupMixin, V1ViewSet):
         return self.issue_by_ref(self.kwargs["issue_pk"], tasks)
 
     def attempts(self):
-        return self.get_queryset().claims_of(self.task.pk)
+        return self.get_queryset().claims_of(self.task.pk).with_cost()
 
     def get_object(self) -> HeartbeatRun:
         return found(self.attempts().filter(pk=parse_id(self.kwargs["pk"], "run")))

@@ -39,10 +39,10 @@ from issues.services.verbs import (
     issue_review,
 )
 from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
+from paperclip.api.filters import IdFilter
 from paperclip.api.serializers import CamelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ID, route
 from paperclip.errors import Conflict, InvalidTransition, Unprocessable, ValidationFailed
-from paperclip.ids import parse_id
 from paperclip.v1.viewsets import V1ViewSet
 
 
@@ -91,8 +91,7 @@ class TaskSerializer(serializers.ModelSerializer):
     @extend_schema_field(BudgetSerializer)
     def get_budget(self, issue: Issue) -> dict:
         per_task = float(issue.budget_usd) if issue.budget_usd is not None else None
-        # Costs are reported per run (DESIGN §10); until they are, nothing has been spent.
-        return {"perTaskUsd": per_task, "spent": {"usd": 0.0}}
+        return {"perTaskUsd": per_task, "spent": {"usd": float(issue.spent_usd)}}
 
     def get_labels(self, issue: Issue) -> list[str]:
         return sorted(label.name for label in issue.labels.all())
@@ -245,8 +244,9 @@ class TaskFilter(django_filters.FilterSet):
     status = django_filters.CharFilter(
         method="filter_status", help_text="Comma list: queued,running"
     )
-    agent = django_filters.CharFilter(method="filter_agent", help_text="Assigned agent id")
-    team = django_filters.CharFilter(method="filter_team", help_text="Assigned team id")
+    # An id that names no agent (or team) matches nothing, not the unassigned tasks.
+    agent = IdFilter(field_name="assignee_agent_id", prefix="agt", help_text="Assigned agent id")
+    team = IdFilter(field_name="team_id", prefix="tm", help_text="Assigned team id")
     parent = django_filters.CharFilter(
         method="filter_parent", help_text="`null` for top-level tasks, or a task id"
     )
@@ -260,12 +260,6 @@ class TaskFilter(django_filters.FilterSet):
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(in_states(_states(value)))
-
-    def filter_agent(self, queryset, name, value):
-        return queryset.filter(assignee_agent_id=parse_id(value, "agt"))
-
-    def filter_team(self, queryset, name, value):
-        return queryset.filter(team_id=parse_id(value, "tm"))
 
     def filter_parent(self, queryset, name, value):
         if value == "null":
@@ -299,8 +293,10 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
     ordering_keys = (("created_at", True), ("id", True))
 
     def get_base_queryset(self):
-        return Issue.objects.select_related("checkout_run").prefetch_related(
-            "labels", "dependencies"
+        return (
+            Issue.objects.select_related("checkout_run")
+            .prefetch_related("labels", "dependencies")
+            .with_spent()
         )
 
     def list(self, request, company_pk: str):

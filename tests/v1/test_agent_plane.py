@@ -187,21 +187,66 @@ def test_a_task_with_an_unfinished_dependency_is_409_dependencies_pending(
     assert claim(agent_client, company, assigned).status_code == 201
 
 
-def test_a_spent_budget_is_409_budget_exhausted(agent_client, company, assigned):
-    # Nothing is spent until costs are reported (DESIGN §10): only a zero budget is spent.
-    assigned.budget_usd = Decimal("0")
+def finish(client, run_id: str, usage: dict):
+    """The run ends through `/api`, reporting what it cost (DESIGN §10): the task keeps its
+    stale lock, for the next claim to heal."""
+    response = client.post(
+        f"/api/heartbeat-runs/{run_id}/finish", {"status": "failed", "usage": usage}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+
+
+def test_a_spent_budget_is_409_budget_exhausted(agent_client, board, company, assigned):
+    assigned.budget_usd = Decimal("1")
     assigned.save()
+    first = claim(agent_client, company, assigned).json()["data"]["id"]
+    finish(agent_client, first, {"costUsd": 3, "inputTokens": 900, "outputTokens": 100})
 
     response = claim(agent_client, company, assigned)
 
     assert error(response) == (409, "budget_exhausted")
     assert response.json()["error"]["details"] == {
         "taskId": assigned.pk,
-        "perTaskUsd": 0.0,
-        "spentUsd": 0.0,
+        "perTaskUsd": 1.0,
+        "spentUsd": 3.0,
     }
-    assigned.budget_usd = Decimal("1.50")
+    assert task(board, company, assigned)["budget"] == {"perTaskUsd": 1.0, "spent": {"usd": 3.0}}
+    assert HeartbeatRun.objects.claims_of(assigned.pk).count() == 1
+    Issue.objects.filter(pk=assigned.pk).update(budget_usd=Decimal("5"))  # the board raised it
+    assert claim(agent_client, company, assigned).status_code == 201
+
+
+def test_the_budget_counts_every_claimed_run_and_is_spent_when_reached_exactly(
+    agent_client, board, company, assigned
+):
+    assigned.budget_usd = Decimal("1")
     assigned.save()
+    first = claim(agent_client, company, assigned).json()["data"]["id"]
+    finish(agent_client, first, {"costCents": 30})
+
+    second = claim(agent_client, company, assigned)  # 0.30 spent of 1.00: under budget
+
+    assert second.status_code == 201
+    finish(agent_client, second.json()["data"]["id"], {"costUsd": 0.7})
+    assert task(board, company, assigned)["budget"]["spent"] == {"usd": 1.0}
+    assert error(claim(agent_client, company, assigned)) == (409, "budget_exhausted")
+
+
+def test_a_zero_budget_is_spent_before_any_run(agent_client, company, assigned):
+    assigned.budget_usd = Decimal("0")
+    assigned.save()
+
+    response = claim(agent_client, company, assigned)
+
+    assert error(response) == (409, "budget_exhausted")
+    assert response.json()["error"]["details"]["spentUsd"] == 0.0
+    assert not HeartbeatRun.objects.exists()
+
+
+def test_a_task_without_a_budget_is_claimed_whatever_its_runs_cost(agent_client, company, assigned):
+    first = claim(agent_client, company, assigned).json()["data"]["id"]
+    finish(agent_client, first, {"costUsd": 1000})
+
     assert claim(agent_client, company, assigned).status_code == 201
 
 

@@ -143,6 +143,44 @@ def test_usage_that_is_not_numbers_costs_nothing(agent_client, company, agent, i
     assert cost == {"usd": 0.0, "inputTokens": 0, "outputTokens": 0}
 
 
+def test_the_tasks_spent_is_the_cost_of_its_attempts_as_each_run_shows_it(
+    agent_client, company, agent, issue
+):
+    attempt(agent, issue, 1, usage={"costUsd": 0.5, "costCents": 999})  # USD wins over cents
+    attempt(agent, issue, 2, usage={"costCents": 25, "inputTokens": 10, "outputTokens": 2})
+    attempt(agent, issue, 3, usage={"costUsd": "lots", "costCents": False})  # nothing
+    attempt(agent, issue, 4, usage={"costUsd": -5, "inputTokens": -1})  # gives nothing back
+    # A wake that never claimed the task, and a claim of another task: not its spending.
+    factories.HeartbeatRunFactory(agent=agent, issue_id=issue.pk, usage={"costUsd": 100})
+    other = factories.IssueFactory(company=company)
+    attempt(agent, other, 1, usage={"costUsd": 100})
+
+    runs = agent_client.get(runs_url(company, issue)).json()["data"]
+    task = agent_client.get(f"/v1/companies/{company.pk}/issues/{issue.pk}").json()["data"]
+
+    assert [run["cost"] for run in runs] == [
+        {"usd": 0.0, "inputTokens": 0, "outputTokens": 0},
+        {"usd": 0.0, "inputTokens": 0, "outputTokens": 0},
+        {"usd": 0.25, "inputTokens": 10, "outputTokens": 2},
+        {"usd": 0.5, "inputTokens": 0, "outputTokens": 0},
+    ]
+    assert task["budget"]["spent"] == {"usd": 0.75}
+
+
+def test_a_finished_run_shows_the_cost_it_reported(agent_client, company, issue):
+    run_id = agent_client.post(runs_url(company, issue), {}, format="json").json()["data"]["id"]
+
+    finished = agent_client.post(
+        f"/api/heartbeat-runs/{run_id}/finish",
+        {"status": "succeeded", "usage": {"costUsd": 1.25, "inputTokens": 4000}},
+        format="json",
+    )
+    run = agent_client.get(f"{runs_url(company, issue)}/{run_id}").json()["data"]
+
+    assert finished.status_code == 200, finished.json()
+    assert run["cost"] == {"usd": 1.25, "inputTokens": 4000, "outputTokens": 0}
+
+
 def test_a_reassigned_attempt_keeps_its_checkpoint_in_the_history(
     board, board_user, company, agent, issue
 ):

@@ -211,3 +211,50 @@ def test_either_id_form_finds_the_task_and_v1_writes_only_prefixed_ids(board, co
     for response in (by_prefix, by_uuid, page, board.get("/v1/whoami")):
         assert not UUID_IN_TEXT.search(response.content.decode()), response.content
     assert by_uuid.json()["data"]["assignedAgentId"] == agent.pk
+
+
+@pytest.mark.parametrize("param", ["agent", "team"])
+def test_an_id_that_names_no_agent_or_team_matches_no_task(board, company, agent, param):
+    factories.IssueFactory(company=company)  # unassigned, team-less
+    factories.IssueFactory(company=company, assignee_agent=agent, status=Status.TODO)
+    team = factories.TeamFactory(company=company)
+    wrong_kind = {"agent": team.pk, "team": agent.pk}[param]
+
+    for value in ("garbage", wrong_kind, "agt_nope", "00000000-0000-0000-0000-000000000000"):
+        assert listed(board, company, **{param: value}) == [], value
+
+
+def test_a_task_shows_what_its_runs_cost(board, company, agent):
+    issue = factories.IssueFactory(
+        company=company, status=Status.TODO, assignee_agent=agent, budget_usd=Decimal("2")
+    )
+    for token, usage in enumerate(({"costUsd": 1.5}, {"costCents": 20}), start=1):
+        factories.HeartbeatRunFactory(
+            agent=agent, issue_id=issue.pk, fencing_token=token, usage=usage
+        )
+
+    shown = board.get(f"{tasks_url(company)}/{issue.pk}").json()["data"]
+    [listed_task] = board.get(tasks_url(company)).json()["data"]
+
+    assert shown["budget"] == {"perTaskUsd": 2.0, "spent": {"usd": 1.7}}
+    assert listed_task["budget"] == shown["budget"]
+
+
+def test_the_list_is_a_fixed_number_of_queries(board, company, agent, django_assert_num_queries):
+    for _ in range(11):
+        issue = factories.IssueFactory(company=company, assignee_agent=agent, status=Status.TODO)
+        issue.labels.set([factories.LabelFactory(company=company)])
+        issue.dependencies.set([factories.IssueFactory(company=company)])
+        factories.HeartbeatRunFactory(
+            agent=agent, issue_id=issue.pk, fencing_token=1, usage={"costUsd": 1}
+        )
+
+    # SAVEPOINT (the request's transaction), the board token, the caller's memberships, the
+    # company, one page of tasks (each with its run holding it and what its runs cost, in
+    # the same query), their labels, their dependencies, RELEASE SAVEPOINT: the same for 1
+    # task or 22.
+    with django_assert_num_queries(8):
+        response = board.get(tasks_url(company))
+
+    assert len(response.json()["data"]) == 22
+    assert {task["budget"]["spent"]["usd"] for task in response.json()["data"]} == {0.0, 1.0}
