@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.functional import cached_property
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents.models import HeartbeatRun
-from issues.api.lookups import IssueLookupMixin
-from issues.models import Issue
 from issues.services import claims
+from issues.v1.scope import TaskScopeMixin
 from paperclip.api.fields import DateTimeField
 from paperclip.api.serializers import CamelSerializer
 from paperclip.api.viewsets import ID, found, route
@@ -155,19 +153,13 @@ def _verb_schema(request, response=RunSerializer):
     return extend_schema(tags=["v1"], request=request, responses=response)
 
 
-class RunViewSet(IssueLookupMixin, V1ViewSet):
+class RunViewSet(TaskScopeMixin, V1ViewSet):
     """A task's runs: listed, read, claimed, and driven by the agent that claimed it."""
 
     queryset = HeartbeatRun.objects.all()
     serializer_class = RunSerializer
     # Newest first, as the task's attempts happened.
     ordering_keys = (("created_at", True), ("id", True))
-
-    @cached_property
-    def task(self) -> Issue:
-        """The task the URL names, in this company and visible to the caller (else 404)."""
-        tasks = Issue.objects.visible_to(self.actor).for_company(self.company.pk)
-        return self.issue_by_ref(self.kwargs["issue_pk"], tasks)
 
     def attempts(self):
         return self.get_queryset().claims_of(self.task.pk).with_cost()

@@ -26,7 +26,6 @@ from rest_framework.response import Response
 
 from agents.models import Agent, Team
 from issues.api.issues import IssueRefField
-from issues.api.lookups import IssueLookupMixin
 from issues.models import Issue, Priority
 from issues.projection import TASK_STATES, allowed_actions, in_states, state_of
 from issues.services.lifecycle import task_create, task_update
@@ -38,6 +37,7 @@ from issues.services.verbs import (
     issue_reassign,
     issue_review,
 )
+from issues.v1.scope import TaskScopeMixin
 from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
 from paperclip.api.filters import IdFilter
 from paperclip.api.serializers import CamelSerializer, LabelChoiceField
@@ -285,12 +285,13 @@ class TaskFilter(django_filters.FilterSet):
     reassign=extend_schema(tags=["v1"], request=ReassignSerializer, responses=TaskSerializer),
     review=extend_schema(tags=["v1"], request=ReviewSerializer, responses=TaskSerializer),
 )
-class TaskViewSet(IssueLookupMixin, V1ViewSet):
+class TaskViewSet(TaskScopeMixin, V1ViewSet):
     queryset = Issue.objects.all()
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
     # Newest first; the keyset makes a page never repeat or skip a task inserted meanwhile.
     ordering_keys = (("created_at", True), ("id", True))
+    task_kwarg = "pk"
 
     def get_base_queryset(self):
         return (
@@ -304,7 +305,7 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
         return self.get_paginated_response(TaskSerializer(page, many=True).data)
 
     def retrieve(self, request, company_pk: str, pk: str):
-        issue = self.issue_by_ref(pk, self.get_queryset())
+        issue = self.issue_by_ref(pk, self.get_queryset())  # with spent, for the answer
         return Response(TaskSerializer(issue).data, headers={"ETag": issue.etag})
 
     def _render(self, issue: Issue, **kwargs) -> Response:
@@ -326,12 +327,12 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
         return self._render(issue, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, company_pk: str, pk: str):
-        issue = self.issue_by_ref(pk, self.get_queryset())
+        issue = self.task
         changes = self._input(TaskUpdateSerializer)
         label_names = changes.pop("label_names", None)
         with task_refusals(issue, "update"):
             issue = task_update(
-                actor=self.actor,
+                actor=self.actor_on(issue),
                 issue=issue,
                 changes=changes,
                 label_names=label_names,
@@ -341,10 +342,10 @@ class TaskViewSet(IssueLookupMixin, V1ViewSet):
 
     def _verb(self, name: str, serializer_class, service) -> Response:
         """Run one verb's service on the task the URL names, refusals in task terms."""
-        issue = self.issue_by_ref(self.kwargs["pk"], self.get_queryset())
+        issue = self.task
         data = self._input(serializer_class)
         with task_refusals(issue, name):
-            issue = service(actor=self.actor, issue=issue, **data)
+            issue = service(actor=self.actor_on(issue), issue=issue, **data)
         return self._render(issue)
 
     @action(detail=True, methods=["post"])

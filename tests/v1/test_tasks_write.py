@@ -450,3 +450,20 @@ def test_waiting_work_changed_meanwhile_is_skipped_not_a_failed_resume(
         ("cancelled", None, None),
         ("assigned", None, sleeper.pk),
     ]
+
+
+def test_the_agent_running_a_task_edits_and_cancels_it_from_its_run(agent_client, company, agent):
+    """No run header on /v1: the claim's run speaks for the agent's edits of that task."""
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    url = f"{tasks_url(company)}/{issue.pk}"
+    run = agent_client.post(f"{url}/runs", {}, format="json").json()["data"]
+
+    edited = agent_client.patch(url, {"description": "Found the cause"}, format="json")
+    cancelled = agent_client.post(f"{url}/cancel", {"reason": "duplicate"}, format="json")
+
+    assert edited.status_code == 200, edited.json()
+    assert edited.json()["data"]["description"] == "Found the cause"
+    assert cancelled.status_code == 200, cancelled.json()
+    assert cancelled.json()["data"]["status"] == "cancelled"
+    rows = ActivityEvent.objects.filter(issue_id=issue.pk, action="issue.updated")
+    assert [row.run_id for row in rows] == [run["id"]]
