@@ -259,6 +259,7 @@ def run_finish(
         raise _finished_conflict(run)
     previous = run.status
     run.finish(outcome)
+    run.release_lease(outcome)  # its lease history ends here, whichever dialect finished it
     run.usage = usage or {}
     run.result = result or {}
     run.error = error
@@ -276,6 +277,7 @@ def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
         raise _finished_conflict(run)
     previous = run.status
     run.cancel()
+    run.release_lease("cancelled")
     run.save()
     log_change(actor, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
     return run

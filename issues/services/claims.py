@@ -111,6 +111,10 @@ def task_claim(*, actor: Actor, issue: Issue) -> HeartbeatRun:
     ensure_can_write(actor, issue.company_id)
     agent = actor.agent
     refuse_paused_project(issue)
+    if issue.status not in (*CLAIMABLE, Status.IN_PROGRESS):
+        # In review, in handoff or finished: its state refuses the claim before anything else
+        # is asked of it (the conditional UPDATE below stays the authority).
+        raise _claim_refusal(agent, issue)
     _refuse_unready(issue)
 
     run = HeartbeatRun(

@@ -568,3 +568,19 @@ def test_a_bad_or_foreign_run_id_is_404(agent_client, company, agent, assigned, 
         404,
         "not_found",
     )
+
+
+def test_a_finished_task_refuses_a_claim_by_its_state_before_its_dependencies(
+    agent_client, company, agent
+):
+    blocker = factories.IssueFactory(company=company, status=Status.TODO)
+    issue = factories.IssueFactory(company=company, status=Status.DONE, assignee_agent=agent)
+    issue.dependencies.set([blocker])
+
+    response = agent_client.post(
+        f"/v1/companies/{company.pk}/issues/{issue.pk}/runs", {}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "invalid_transition"
+    assert response.json()["error"]["details"]["status"] == "done"

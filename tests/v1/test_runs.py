@@ -179,6 +179,9 @@ def test_a_finished_run_shows_the_cost_it_reported(agent_client, company, issue)
 
     assert finished.status_code == 200, finished.json()
     assert run["cost"] == {"usd": 1.25, "inputTokens": 4000, "outputTokens": 0}
+    # finished through /api: its lease history ends there too
+    [lease] = run["leaseHistory"]
+    assert (lease["releasedAt"] is not None, lease["releaseReason"]) == (True, "succeeded")
 
 
 def test_a_reassigned_attempt_keeps_its_checkpoint_in_the_history(
