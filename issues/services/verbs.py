@@ -142,7 +142,9 @@ def issue_review(*, actor: Actor, issue: Issue, verdict: str, comment: str = "")
         diff = move(actor, issue, Status.TODO, action="review")
         issue.status_reason = StatusReason.CHANGES_REQUESTED
         wakes.add(issue.assignee_agent, Source.AUTOMATION, "issue_changes_requested")
-    _save(actor, issue, "issue.reviewed", {"verdict": verdict, "changes": diff})
+    # Named as DESIGN §8 names what happened: accepted work is done.
+    action = "issue.done" if verdict == "accept" else "issue.changes_requested"
+    _save(actor, issue, action, {"verdict": verdict, "changes": diff})
     if comment:
         add_comment(actor, issue, comment, wakes)
     wakes.send(issue_id=issue.pk)

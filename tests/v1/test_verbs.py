@@ -302,3 +302,17 @@ def test_another_companys_task_agent_or_company_is_404_or_names_nothing(
         assert foreign.status_code == 400
     issue.refresh_from_db()
     assert issue.status == Status.IN_REVIEW
+
+
+@pytest.mark.parametrize(
+    ("verdict", "action"),
+    [("accept", "issue.done"), ("request_changes", "issue.changes_requested")],
+)
+def test_a_review_is_logged_as_what_it_decided(board, company, agent, verdict, action):
+    issue = task_in("review", company, agent)
+
+    board.post(verb_url(issue, "review"), {"verdict": verdict}, format="json")
+
+    assert list(
+        ActivityEvent.objects.filter(issue_id=issue.pk).values_list("action", flat=True)
+    ) == [action]
