@@ -18,7 +18,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -138,6 +138,8 @@ class Dialect:
     prefix: str
     statuses: dict[type[errors.DomainError], int]
     body: Callable[[str, str, Any, str], dict[str, Any]]
+    # Codes the dialect names otherwise (`/v1`'s `rate_limited` for `throttled`).
+    codes: dict[str, str] = field(default_factory=dict)
 
     def owns(self, request: HttpRequest) -> bool:
         path = request.path_info
@@ -149,6 +151,7 @@ class Dialect:
         if failure is None:
             return None
         status_code, message, code, details, headers = failure
+        code = self.codes.get(code, code)
         rid = request_id(request) if request is not None else ""
         return status_code, self.body(message, code, details, rid), headers
 

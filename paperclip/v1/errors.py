@@ -19,4 +19,4 @@ def v1_body(message: str, code: str, details: Any, request_id: str) -> dict[str,
     }
 
 
-V1 = Dialect("/v1", V1_STATUS_OF, v1_body)
+V1 = Dialect("/v1", V1_STATUS_OF, v1_body, codes={"throttled": "rate_limited"})

@@ -123,3 +123,22 @@ def test_the_api_dialect_keeps_its_own_error_shape_and_names_its_request_too(boa
 
     assert response.json() == {"error": "Not found", "code": "not_found"}
     assert REQUEST_ID.match(response.headers["X-Request-Id"])
+
+
+def test_a_throttled_request_is_429_rate_limited_on_v1_and_throttled_on_api():
+    """No route throttles yet (rate limits come with issue 16); the dialects already name it as
+    their references do."""
+    from rest_framework.exceptions import Throttled
+
+    from paperclip.api.errors import API
+    from paperclip.v1.errors import V1
+
+    v1_status, v1_body, v1_headers = V1.answer(None, Throttled(wait=7))
+    api_status, api_body, _ = API.answer(None, Throttled(wait=7))
+
+    assert (v1_status, v1_body["error"]["code"], v1_headers) == (
+        429,
+        "rate_limited",
+        {"Retry-After": "7"},
+    )
+    assert (api_status, api_body["code"]) == (429, "throttled")
