@@ -1,5 +1,6 @@
-"""Delivering wakes to HTTP agents: a background task, signed the Standard Webhooks way,
-retried with exponential backoff, every attempt recorded."""
+"""Delivering wakes to HTTP agents and events to webhook endpoints: background tasks, signed
+the Standard Webhooks way through one sending path (`send_signed`), retried with backoff, every
+attempt recorded (`WakeDelivery`, `WebhookDelivery`)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ import secrets
 import socket
 import ssl
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
+from django.db import transaction
 from django.utils import timezone
 from django_tasks import task, task_backends
 from standardwebhooks.webhooks import Webhook
 
-from agents.models import HeartbeatRun, WakeDelivery
+from agents.models import HeartbeatRun, WakeDelivery, WebhookDelivery
 from agents.runs import mint_run_token
 from paperclip.api.wire import to_wire, wire_id
 from paperclip.targets import Target, TargetRefused, TargetUnresolved, check_target_url
@@ -36,10 +39,11 @@ def new_webhook_secret() -> str:
 INVALID_URL = "Enter a valid http(s) URL."
 
 
-def check_wake_url(url: Any) -> None:
-    """An `adapterConfig.url` we can store and POST wakes to, or `TargetRefused` saying why not
-    (details `{"url": [...]}`): a well-formed http(s) URL that fits the delivery log, at an
-    address the target rules allow (checked again, resolved, at each delivery)."""
+def check_delivery_url(url: Any) -> None:
+    """A URL we can store and POST to (an `http` agent's `adapterConfig.url`, a webhook
+    endpoint's `url`), or `TargetRefused` saying why not (details `{"url": [...]}`): a
+    well-formed http(s) URL that fits the delivery log, at an address the target rules allow
+    (checked again, resolved, at each delivery)."""
     if not isinstance(url, str) or len(url) > WakeDelivery._meta.get_field("url").max_length:
         raise TargetRefused(INVALID_URL)
     try:
@@ -107,28 +111,92 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def _post(target: Target, body: str, headers: dict[str, str]) -> int:
-    """POST to a checked target; redirects are not followed (one could point anywhere)."""
+RESPONSE_BODY_LIMIT = 4096  # what the delivery log keeps of a receiver's answer (DESIGN §9)
+
+
+def _post(target: Target, body: str, headers: dict[str, str]) -> tuple[int, str]:
+    """POST to a checked target: the answer's status and the start of its body. Redirects are
+    not followed (one could point anywhere)."""
     parts = urlsplit(target.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target, settings.PAPERCLIP_WAKE_TIMEOUT_SECONDS)
     try:
         connection.request("POST", path, body=body.encode(), headers=headers)
-        return connection.getresponse().status
+        response = connection.getresponse()
+        answer = response.read(RESPONSE_BODY_LIMIT)
+        return response.status, answer.decode("utf-8", errors="replace")
     finally:
         connection.close()
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What one signed POST came to. `refused`: the target rules refused the URL, nothing was
+    sent, and retrying will not help."""
+
+    status_code: int | None
+    response_body: str
+    error: str
+    refused: bool
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def send_signed(url: str, *, message_id: str, payload: dict[str, Any], secret: str) -> Attempt:
+    """POST `payload` as JSON to `url`, signed the Standard Webhooks way with `secret` (unsigned
+    when there is none): the one sending path of wakes and webhooks. `message_id` is the
+    `webhook-id` header, the same on every retry of one message so receivers drop duplicates.
+
+    The URL is checked again on the addresses its name resolves to now (DESIGN §9) and the
+    connection goes to a checked address; a 2xx within the timeout is success. Never raises for
+    what happens on the wire: the attempt says it.
+    """
+    body = json.dumps(payload, separators=(",", ":"))
+    headers = {"Content-Type": "application/json", "User-Agent": "paperclip-django"}
+    if secret:
+        now = timezone.now()
+        headers |= {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(message_id, now, body),
+        }
+    started = time.monotonic()
+    status_code, response_body, error, refused = None, "", "", False
+    try:
+        status_code, response_body = _post(check_target_url(url, resolve=True), body, headers)
+    except TargetUnresolved as exc:
+        error = exc.reason
+    except TargetRefused as exc:
+        error, refused = f"Target refused, nothing sent: {exc.reason}", True
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        error = str(exc) or type(exc).__name__
+    if status_code is not None and not 200 <= status_code < 300:
+        error = f"HTTP {status_code}"
+    return Attempt(
+        status_code=status_code,
+        response_body=response_body,
+        error=error,
+        refused=refused,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+def _enqueue_at(delivery_task, due: datetime, *args: Any) -> None:
+    """Queue a delivery to run at `due`, or now on a backend that cannot defer."""
+    backend = task_backends[delivery_task.backend]
+    if backend.supports_defer and due > timezone.now():
+        delivery_task.using(run_after=due).enqueue(*args)
+    else:
+        delivery_task.enqueue(*args)
+
+
 def _retry_later(run_id: str, attempt: int) -> None:
     delay = settings.PAPERCLIP_WAKE_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
-    backend = task_backends[deliver_wake.backend]
-    if backend.supports_defer and delay > 0:
-        deliver_wake.using(run_after=timezone.now() + timedelta(seconds=delay)).enqueue(
-            run_id, attempt + 1
-        )
-    else:
-        deliver_wake.enqueue(run_id, attempt + 1)
+    _enqueue_at(deliver_wake, timezone.now() + timedelta(seconds=delay), run_id, attempt + 1)
 
 
 @task()
@@ -143,41 +211,87 @@ def deliver_wake(run_id: str, attempt: int) -> bool:
     url = (run.agent.adapter_config or {}).get("url")
     if not url:
         return False
-    body = json.dumps(wake_payload(run), separators=(",", ":"))
     # One id per wake, the same on every retry: receivers drop duplicates by it.
-    message_id = wire_id(run.pk)
-    headers = {"Content-Type": "application/json", "User-Agent": "paperclip-django"}
-    if run.agent.webhook_secret:
-        now = timezone.now()
-        headers |= {
-            "webhook-id": message_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(run.agent.webhook_secret).sign(message_id, now, body),
-        }
-    started = time.monotonic()
-    status_code, error, refused = None, "", False
-    try:
-        # Checked again on the addresses the name resolves to now (DESIGN §9); a refused
-        # target is one failed attempt with nothing sent, and is not retried.
-        status_code = _post(check_target_url(url, resolve=True), body, headers)
-    except TargetUnresolved as exc:
-        error = exc.reason
-    except TargetRefused as exc:
-        error, refused = f"Target refused, nothing sent: {exc.reason}", True
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        error = str(exc) or type(exc).__name__
-    succeeded = status_code is not None and 200 <= status_code < 300
-    if status_code is not None and not succeeded:
-        error = f"HTTP {status_code}"
+    sent = send_signed(
+        url, message_id=wire_id(run.pk), payload=wake_payload(run), secret=run.agent.webhook_secret
+    )
     WakeDelivery.objects.create(
         run=run,
         attempt=attempt,
         url=url,
-        status_code=status_code,
-        error=error,
-        succeeded=succeeded,
-        duration_ms=int((time.monotonic() - started) * 1000),
+        status_code=sent.status_code,
+        error=sent.error,
+        succeeded=sent.succeeded,
+        duration_ms=sent.duration_ms,
     )
-    if not succeeded and not refused and attempt < settings.PAPERCLIP_WAKE_MAX_ATTEMPTS:
+    # A refused target is one failed attempt with nothing sent, and is not retried.
+    if not sent.succeeded and not sent.refused and attempt < settings.PAPERCLIP_WAKE_MAX_ATTEMPTS:
         _retry_later(run_id, attempt)
-    return succeeded
+    return sent.succeeded
+
+
+# Seconds before each retry of a webhook delivery (DESIGN §9): about a day, then it has failed.
+WEBHOOK_RETRY_DELAYS: tuple[int, ...] = (
+    5,
+    5 * 60,
+    30 * 60,
+    2 * 3600,
+    5 * 3600,
+    10 * 3600,
+    14 * 3600,
+)
+
+
+def queue_webhook_delivery(delivery: WebhookDelivery) -> None:
+    """Run a pending delivery once the transaction that wrote it commits (when it is due)."""
+    due = delivery.next_attempt_at or delivery.created_at
+    transaction.on_commit(lambda: _enqueue_at(deliver_webhook, due, delivery.pk))
+
+
+@task()
+def deliver_webhook(delivery_id: str) -> bool:
+    """Make one pending delivery attempt: POST its event to the endpoint, signed with the
+    endpoint's secret (`webhook-id` = the event id), and settle the row. A failure that may pass
+    is retried as a new pending row after the next delay of `WEBHOOK_RETRY_DELAYS`; a refused
+    target is not retried.
+
+    Stops when the row is no longer pending (already settled) or its endpoint was deleted.
+    """
+    delivery = (
+        WebhookDelivery.objects.select_related("endpoint")
+        .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING)
+        .first()
+    )
+    if delivery is None:
+        return False
+    endpoint = delivery.endpoint
+    sent = send_signed(
+        endpoint.url, message_id=delivery.event_id, payload=delivery.payload, secret=endpoint.secret
+    )
+    delivery.status = (
+        WebhookDelivery.Status.SUCCEEDED if sent.succeeded else WebhookDelivery.Status.FAILED
+    )
+    delivery.response_status = sent.status_code
+    delivery.response_body = sent.response_body
+    delivery.error = sent.error
+    delivery.duration_ms = sent.duration_ms
+    delivery.next_attempt_at = None
+    retry = not sent.succeeded and not sent.refused
+    retry = retry and delivery.attempt <= len(WEBHOOK_RETRY_DELAYS)
+    with transaction.atomic():
+        if retry:
+            delay = WEBHOOK_RETRY_DELAYS[delivery.attempt - 1]
+            delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+            queue_webhook_delivery(
+                WebhookDelivery.objects.create(
+                    company_id=delivery.company_id,
+                    endpoint=endpoint,
+                    event_id=delivery.event_id,
+                    event_type=delivery.event_type,
+                    payload=delivery.payload,
+                    attempt=delivery.attempt + 1,
+                    next_attempt_at=delivery.next_attempt_at,
+                )
+            )
+        delivery.save()
+    return sent.succeeded

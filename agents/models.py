@@ -14,6 +14,8 @@ from django.utils import timezone
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from companies.models import ActivityEvent, Company, HashedToken
+from paperclip.actors import Actor
+from paperclip.errors import NotAllowed
 from paperclip.ids import PrefixedIdField
 from paperclip.tenancy import CompanyScopedQuerySet, unique_name_per_company
 from paperclip.timestamps import OneClockTimestamps
@@ -517,3 +519,88 @@ class WakeDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} attempt {self.attempt}"
+
+
+class WebhookEndpointQuerySet(CompanyScopedQuerySet):
+    def visible_to(self, actor: Actor):
+        """Endpoints are the board's (their URLs say where the company's events go, DESIGN §9):
+        an agent is refused outright (403), for reads as for writes."""
+        if not (actor.is_board or actor.is_instance_admin or actor.type == "system"):
+            raise NotAllowed("Board access required")
+        return super().visible_to(actor)
+
+
+class WebhookEndpoint(OneClockTimestamps, models.Model):
+    """Where the board wants a company's domain events POSTed (DESIGN §9), signed with `secret`
+    the Standard Webhooks way. `events` holds names of `agents.events.EVENT_TYPES`, or `["*"]`.
+    An endpoint the worker gave up on is inactive with a `disabled_reason` until the board
+    re-enables it."""
+
+    id = PrefixedIdField(prefix="whk")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.CharField(max_length=500)
+    events = models.JSONField(default=list)
+    description = models.TextField(blank=True, default="")
+    active = models.BooleanField(default=True)
+    # `whsec_` + base64; answered at creation and rotation only.
+    secret = models.CharField(max_length=100, editable=False)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = WebhookEndpointQuerySet.as_manager()
+
+    activity_type = "webhook"
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to POST an event to a webhook endpoint (the delivery log of DESIGN §9).
+
+    Its own table rather than a generalised `WakeDelivery`: a wake attempt belongs to a run, a
+    webhook attempt to an endpoint and an event, which every retry repeats (`event_id` is the
+    `webhook-id` header, the same on each attempt, so receivers can drop duplicates). The row is
+    written `pending` when the attempt is queued and settled by the worker; a retry is a new row.
+    What is sent on the wire, and how, is shared with wakes (`agents.delivery.send_signed`).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = PrefixedIdField(prefix="whd")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event_id = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=64)
+    # The event as sent (`/v1` ids); kept so a retry or a redelivery sends the same bytes' worth.
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, default="")  # the first 4 KiB
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CompanyScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            # GET .../webhooks/{id}/deliveries, newest first
+            models.Index(fields=["endpoint", "-created_at", "-id"], name="webhook_delivery_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} attempt {self.attempt}"

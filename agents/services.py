@@ -7,8 +7,16 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agents.delivery import check_wake_url, new_webhook_secret
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from agents.delivery import check_delivery_url, new_webhook_secret, queue_webhook_delivery
+from agents.events import PING, clean_event_names, event_envelope
+from agents.models import (
+    Agent,
+    AgentApiKey,
+    HeartbeatRun,
+    Team,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import log_change, save_changes
@@ -33,14 +41,14 @@ def validate_reports_to(agent: Agent, manager: Agent | None) -> None:
 
 def validate_adapter_config(config: Any) -> None:
     """An adapter config is a JSON object; its wake `url`, when given, one we may POST to
-    (`check_wake_url`: http(s), an address the target rules allow). Whoever writes it: the API,
+    (`check_delivery_url`: http(s), an address the target rules allow). Whoever writes it: the API,
     the admin, a hire."""
     if not isinstance(config, dict):
         raise validation_error("adapterConfig", "Must be a JSON object.")
     if config.get("url") is None:
         return
     try:
-        check_wake_url(config["url"])
+        check_delivery_url(config["url"])
     except TargetRefused as exc:
         raise ValidationFailed(details={"adapterConfig": {"url": [exc.reason]}}) from None
 
@@ -334,3 +342,92 @@ def team_delete(*, actor: Actor, team: Team) -> None:
     ensure_board(actor, team.company_id)
     log_change(actor, team, "team.deleted", {"name": team.name})
     team.delete()
+
+
+# --- Webhook endpoints (DESIGN §9): where the board wants the company's events POSTed ---
+
+
+def clean_webhook_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint fields as stored: `url` one the target rules allow (the same check as an
+    `http` agent's wake URL: a 400 naming `url`), `events` known names or `["*"]`."""
+    if "url" in fields:
+        check_delivery_url(fields["url"])
+    if "events" in fields:
+        fields = {**fields, "events": clean_event_names(fields["events"])}
+    return fields
+
+
+@transaction.atomic
+def webhook_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> WebhookEndpoint:
+    """A new endpoint of the company (board only), with a new signing secret: the caller answers
+    it this once."""
+    ensure_board(actor, company.pk)
+    data = clean_webhook_fields(data)
+    if "url" not in data or "events" not in data:
+        raise ValidationFailed(
+            details={
+                name: ["This field is required."] for name in ("url", "events") if name not in data
+            }
+        )
+    webhook = WebhookEndpoint.objects.create(company=company, secret=new_webhook_secret(), **data)
+    log_change(actor, webhook, "webhook.created", {"url": webhook.url, "events": webhook.events})
+    return webhook
+
+
+@transaction.atomic
+def webhook_update(
+    *, actor: Actor, webhook: WebhookEndpoint, changes: dict[str, Any]
+) -> WebhookEndpoint:
+    """Change an endpoint's url, events, description or active flag (board only). Turning it
+    active again clears the reason it was disabled; an unchanged save logs nothing."""
+    ensure_board(actor, webhook.company_id)
+    webhook = WebhookEndpoint.objects.select_for_update().get(pk=webhook.pk)
+    changes = clean_webhook_fields(changes)
+    if changes.get("active"):
+        changes = {**changes, "disabled_reason": ""}
+    save_changes(actor, webhook, changes)
+    return webhook
+
+
+@transaction.atomic
+def webhook_delete(*, actor: Actor, webhook: WebhookEndpoint) -> None:
+    """Delete an endpoint (board only) with its delivery log; pending deliveries stop."""
+    ensure_board(actor, webhook.company_id)
+    log_change(actor, webhook, "webhook.deleted", {"url": webhook.url})
+    webhook.delete()
+
+
+@transaction.atomic
+def webhook_rotate_secret(*, actor: Actor, webhook: WebhookEndpoint) -> WebhookEndpoint:
+    """A new signing secret (board only), answered this once; the old one signs nothing more,
+    retries of earlier events included."""
+    ensure_board(actor, webhook.company_id)
+    webhook = WebhookEndpoint.objects.select_for_update().get(pk=webhook.pk)
+    webhook.secret = new_webhook_secret()
+    webhook.save(update_fields=["secret", "updated_at"])
+    log_change(actor, webhook, "webhook.secret_rotated")
+    return webhook
+
+
+@transaction.atomic
+def webhook_test(*, actor: Actor, webhook: WebhookEndpoint) -> WebhookDelivery:
+    """Queue a `ping` event to this endpoint (board only), delivered by the worker like any
+    event (signed, retried, logged), whether or not the endpoint is active or subscribed to
+    `ping`: the board asked for this one. Answers the pending delivery."""
+    ensure_board(actor, webhook.company_id)
+    event = event_envelope(
+        event_type=PING,
+        company_id=webhook.company_id,
+        actor=actor,
+        data={"webhookId": webhook.pk, "url": webhook.url},
+    )
+    delivery = WebhookDelivery.objects.create(
+        company_id=webhook.company_id,
+        endpoint=webhook,
+        event_id=event["id"],
+        event_type=PING,
+        payload=event,
+    )
+    log_change(actor, webhook, "webhook.tested", {"eventId": event["id"]})
+    queue_webhook_delivery(delivery)
+    return delivery

@@ -25,6 +25,7 @@ KIND_OF_SEGMENT = {
     "projects": "project",
     "labels": "label",
     "teams": "team",
+    "webhooks": "webhook",
 }
 _KEYWORD = re.compile(r"\(\?P<(\w+)>\[\^/\]\+\)")
 

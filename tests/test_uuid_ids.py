@@ -68,6 +68,11 @@ def world(settings, tmp_path, board, company, agent, key):
     )
     label = board.post(f"/api/companies/{company.pk}/labels", {"name": "bug"}, format="json")
     team = board.post(f"/api/companies/{company.pk}/teams", {"name": "Core"}, format="json")
+    webhook = board.post(
+        f"/api/companies/{company.pk}/webhooks",
+        {"url": "https://hooks.example.com/paperclip", "events": ["*"]},
+        format="json",
+    )
     parent = factories.IssueFactory(company=company, status="todo")
     created = board.post(
         f"/api/companies/{company.pk}/issues",
@@ -98,7 +103,7 @@ def world(settings, tmp_path, board, company, agent, key):
         format="json",
     )
     woken = board.post(f"/api/agents/{agent.pk}/wakeup", {}, format="json")
-    for response in (goal, project, label, team, comment, attachment, approval, woken):
+    for response in (goal, project, label, team, webhook, comment, attachment, approval, woken):
         assert response.status_code in (201, 202), response.json()
     return {
         "company": company.pk,
@@ -109,6 +114,7 @@ def world(settings, tmp_path, board, company, agent, key):
         "project": parse_id(project.json()["id"], "prj"),
         "label": parse_id(label.json()["id"], "lbl"),
         "team": parse_id(team.json()["id"], "tm"),
+        "webhook": parse_id(webhook.json()["id"], "whk"),
         "attachment": parse_id(attachment.json()["id"], "att"),
         "approval": parse_id(approval.json()["id"], "apr"),
         "run": parse_id(woken.json()["id"], "run"),
@@ -142,7 +148,7 @@ def test_the_route_table_has_every_kind_of_object():
 
     assert placeholders == {
         "company", "agent", "run", "issue", "comment", "key", "attachment", "approval", "goal",
-        "project", "label", "team",
+        "project", "label", "team", "webhook",
     }  # fmt: skip
     assert len(READS) >= 20 and len(WRITES) >= 30
 

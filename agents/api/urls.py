@@ -1,6 +1,7 @@
 from agents.api.agents import AgentViewSet
 from agents.api.runs import HeartbeatRunViewSet
 from agents.api.teams import TeamViewSet
+from agents.api.webhooks import WebhookViewSet
 from paperclip.api.viewsets import ID, route
 
 AGENT_VERBS = {
@@ -53,5 +54,25 @@ urlpatterns = [
         rf"teams/(?P<pk>{ID})",
         TeamViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
         name="team",
+    ),
+    route(
+        rf"companies/(?P<company_pk>{ID})/webhooks",
+        WebhookViewSet.as_view({"get": "list", "post": "create"}),
+        name="company-webhooks",
+    ),
+    route(
+        rf"webhooks/(?P<pk>{ID})",
+        WebhookViewSet.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+        name="webhook",
+    ),
+    route(
+        rf"webhooks/(?P<pk>{ID})/rotate-secret",
+        WebhookViewSet.as_view({"post": "rotate_secret"}),
+        name="webhook-rotate-secret",
+    ),
+    route(
+        rf"webhooks/(?P<pk>{ID})/test",
+        WebhookViewSet.as_view({"post": "test"}),
+        name="webhook-test",
     ),
 ]

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.db import transaction
 
-from agents.models import HeartbeatRun, Team
+from agents.models import HeartbeatRun, Team, WebhookDelivery, WebhookEndpoint
 from companies.models import ActivityEvent
 from issues.models import Comment, Issue
 from paperclip.ids import as_uuid
@@ -30,6 +30,9 @@ def world(board, company, agent, agent_client) -> dict[str, str]:
     made through `/v1`: the stored id of each."""
     v1 = f"/v1/companies/{company.pk}"
     team = board.post(f"{v1}/teams", {"name": "Web"}, format="json").json()["data"]
+    webhook = board.post(
+        f"{v1}/webhooks", {"url": "https://hooks.example.com/v1", "events": ["*"]}, format="json"
+    ).json()["data"]
     agent.team_id = team["id"]
     agent.save(update_fields=["team"])
     blocker = factories.IssueFactory(company=company, status="done")
@@ -54,13 +57,14 @@ def world(board, company, agent, agent_client) -> dict[str, str]:
         "issue": task_id,
         "team": team["id"],
         "run": run.json()["data"]["id"],
+        "webhook": webhook["id"],
     }
 
 
-def test_the_route_table_covers_tasks_teams_and_runs():
+def test_the_route_table_covers_tasks_teams_runs_and_webhooks():
     placeholders = set(re.findall(r"\{(\w+)\}", " ".join(path for _, path in ROUTES)))
 
-    assert placeholders == {"company", "issue", "team", "run"}
+    assert placeholders == {"company", "issue", "team", "run", "webhook"}
     assert len(READS) >= 7 and len(WRITES) >= 15
 
 
@@ -99,7 +103,15 @@ def test_every_write_finds_its_object_by_either_form(board, agent_client, world,
 def db_state() -> dict[str, list]:
     return {
         model.__name__: list(model.objects.order_by("pk").values())
-        for model in (Issue, HeartbeatRun, Comment, Team, ActivityEvent)
+        for model in (
+            Issue,
+            HeartbeatRun,
+            Comment,
+            Team,
+            WebhookEndpoint,
+            WebhookDelivery,
+            ActivityEvent,
+        )
     }
 
 
