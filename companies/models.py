@@ -167,3 +167,51 @@ class ActivityEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity_type}:{self.entity_id} by {self.actor_id}"
+
+
+class IdempotencyKeyQuerySet(models.QuerySet):
+    def expired(self, now=None):
+        return self.filter(expires_at__lte=now or timezone.now())
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on a POST and the answer it got (DESIGN §9).
+
+    One row per credential owner and key: claimed `running` in the request's transaction before
+    the view runs, and `done` with the answer in that same transaction, so the key and what the
+    request wrote commit together or not at all. `paperclip.idempotency` reads and writes it; a
+    row past `expires_at` counts as absent.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+
+    id = models.BigAutoField(primary_key=True)
+    # `<actor type>:<actor id>`: who sent the key (an agent, a board user).
+    owner = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    # sha256 of the method, the path and the body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_data = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    # The headers worth replaying (Location, ETag, ...) and `/v1`'s envelope meta.
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_meta = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField()
+
+    objects = IdempotencyKeyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "key"], name="idempotency_key_unique_owner")
+        ]
+        indexes = [
+            # Pruning: DELETE ... WHERE expires_at <= now
+            models.Index(fields=["expires_at"], name="idempotency_key_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.key} ({self.state})"

@@ -176,6 +176,17 @@ ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# Every POST takes `Idempotency-Key` (paperclip.idempotency, DESIGN §9).
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Retry safely: for 24 h the same key with the same request replays the first "
+    "answer (with `Idempotent-Replayed: true`); with another request it is 422 "
+    "`idempotency_key_mismatch`, and 409 `idempotency_key_in_use` while the first still runs.",
+}
+
 
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's AutoSchema, declaring each operation's error responses."""
@@ -184,6 +195,12 @@ class AutoSchema(SpectacularAutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        if self.method == "POST":
+            parameter = {
+                **IDEMPOTENCY_KEY_PARAMETER,
+                "schema": dict(IDEMPOTENCY_KEY_PARAMETER["schema"]),
+            }
+            operation.setdefault("parameters", []).append(parameter)
         v1 = self.path.startswith(V1_PREFIX)
         if v1:
             operation["tags"] = ["v1"]

@@ -6,6 +6,7 @@ from django.urls import re_path
 from django.utils.functional import cached_property
 from rest_framework import viewsets
 
+from paperclip import idempotency
 from paperclip.actors import Actor
 from paperclip.api.pagination import KeysetPagination
 from paperclip.errors import NotFound
@@ -16,6 +17,9 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     Routes nested under `/companies/{company_pk}/` also resolve `self.company` (404 when the
     caller cannot see it) and narrow the queryset to it.
+
+    Every POST honours `Idempotency-Key` (`paperclip.idempotency`): claimed once the request is
+    known to be the caller's to make, its answer kept when the view has answered.
     """
 
     pagination_class = KeysetPagination
@@ -36,6 +40,22 @@ class ScopedViewSet(viewsets.GenericViewSet):
         served = hasattr(self, request.method.lower())
         if served and "company_pk" in self.kwargs and not getattr(self, "swagger_fake_view", False):
             _ = self.company
+        if served and request.method == "POST":
+            self.idempotency_claim = idempotency.claim(request, self.actor)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, idempotency.Replay):
+            return exc.response
+        try:
+            return super().handle_exception(exc)
+        except BaseException:
+            idempotency.abandon(getattr(self, "idempotency_claim", None))
+            raise
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        idempotency.finish(getattr(self, "idempotency_claim", None), response)
+        return response
 
     def get_base_queryset(self):
         return self.queryset.all()
