@@ -20,12 +20,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 from django_tasks import task, task_backends
 from standardwebhooks.webhooks import Webhook
 
-from agents.models import HeartbeatRun, WakeDelivery, WebhookDelivery
+from agents.models import HeartbeatRun, WakeDelivery, WebhookDelivery, WebhookEndpoint
 from agents.runs import mint_run_token
+from companies.services import log_change
+from paperclip.actors import SYSTEM
 from paperclip.api.wire import to_wire, wire_id
 from paperclip.targets import Target, TargetRefused, TargetUnresolved, check_target_url
 
@@ -114,13 +117,13 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 RESPONSE_BODY_LIMIT = 4096  # what the delivery log keeps of a receiver's answer (DESIGN §9)
 
 
-def _post(target: Target, body: str, headers: dict[str, str]) -> tuple[int, str]:
+def _post(target: Target, body: str, headers: dict[str, str], timeout: float) -> tuple[int, str]:
     """POST to a checked target: the answer's status and the start of its body. Redirects are
-    not followed (one could point anywhere)."""
+    not followed (one could point anywhere). `timeout` bounds the connect and each read."""
     parts = urlsplit(target.url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(target, settings.PAPERCLIP_WAKE_TIMEOUT_SECONDS)
+    connection = connection_class(target, timeout)
     try:
         connection.request("POST", path, body=body.encode(), headers=headers)
         response = connection.getresponse()
@@ -146,15 +149,25 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def send_signed(url: str, *, message_id: str, payload: dict[str, Any], secret: str) -> Attempt:
+def send_signed(
+    url: str,
+    *,
+    message_id: str,
+    payload: dict[str, Any],
+    secret: str,
+    timeout: float | None = None,
+) -> Attempt:
     """POST `payload` as JSON to `url`, signed the Standard Webhooks way with `secret` (unsigned
     when there is none): the one sending path of wakes and webhooks. `message_id` is the
     `webhook-id` header, the same on every retry of one message so receivers drop duplicates.
 
     The URL is checked again on the addresses its name resolves to now (DESIGN §9) and the
-    connection goes to a checked address; a 2xx within the timeout is success. Never raises for
+    connection goes to a checked address; a 2xx within the timeout is success (`timeout`
+    seconds for the connect and for each read; the wake timeout unless given). Never raises for
     what happens on the wire: the attempt says it.
     """
+    if timeout is None:
+        timeout = settings.PAPERCLIP_WAKE_TIMEOUT_SECONDS
     body = json.dumps(payload, separators=(",", ":"))
     headers = {"Content-Type": "application/json", "User-Agent": "paperclip-django"}
     if secret:
@@ -167,7 +180,8 @@ def send_signed(url: str, *, message_id: str, payload: dict[str, Any], secret: s
     started = time.monotonic()
     status_code, response_body, error, refused = None, "", "", False
     try:
-        status_code, response_body = _post(check_target_url(url, resolve=True), body, headers)
+        target = check_target_url(url, resolve=True)
+        status_code, response_body = _post(target, body, headers, timeout)
     except TargetUnresolved as exc:
         error = exc.reason
     except TargetRefused as exc:
@@ -253,7 +267,8 @@ def deliver_webhook(delivery_id: str) -> bool:
     """Make one pending delivery attempt: POST its event to the endpoint, signed with the
     endpoint's secret (`webhook-id` = the event id), and settle the row. A failure that may pass
     is retried as a new pending row after the next delay of `WEBHOOK_RETRY_DELAYS`; a refused
-    target is not retried.
+    target is not retried. A failure that leaves the endpoint failing for a day disables it
+    (`disable_if_failing_for_a_day`).
 
     Stops when the row is no longer pending (already settled) or its endpoint was deleted.
     """
@@ -266,7 +281,11 @@ def deliver_webhook(delivery_id: str) -> bool:
         return False
     endpoint = delivery.endpoint
     sent = send_signed(
-        endpoint.url, message_id=delivery.event_id, payload=delivery.payload, secret=endpoint.secret
+        endpoint.url,
+        message_id=delivery.event_id,
+        payload=delivery.payload,
+        secret=endpoint.secret,
+        timeout=settings.PAPERCLIP_WEBHOOK_TIMEOUT_SECONDS,
     )
     delivery.status = (
         WebhookDelivery.Status.SUCCEEDED if sent.succeeded else WebhookDelivery.Status.FAILED
@@ -294,4 +313,42 @@ def deliver_webhook(delivery_id: str) -> bool:
                 )
             )
         delivery.save()
+        if not sent.succeeded:
+            disable_if_failing_for_a_day(endpoint.pk)
     return sent.succeeded
+
+
+FAILING_FOR = timedelta(hours=24)
+DISABLED_REASON = "Every delivery failed for 24 hours"
+
+
+def disable_if_failing_for_a_day(endpoint_id: str) -> bool:
+    """Set an active endpoint inactive, with `DISABLED_REASON`, when every delivery to it has
+    failed for 24 hours (DESIGN §9): its first failure since its last success (or ever) was
+    queued at least `FAILING_FOR` ago. Logged as the system's `webhook.disabled`; the board's
+    PATCH `active: true` re-enables it and clears the reason. Called by the worker after a
+    failed attempt, inside the transaction that settled it; answers whether it disabled."""
+    endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id, active=True)
+    endpoint = endpoint.first()
+    if endpoint is None:
+        return False
+    deliveries = endpoint.deliveries.all()
+    last_success = deliveries.filter(status=WebhookDelivery.Status.SUCCEEDED).aggregate(
+        at=Max("created_at")
+    )["at"]
+    failures = deliveries.filter(status=WebhookDelivery.Status.FAILED)
+    if last_success is not None:
+        failures = failures.filter(created_at__gt=last_success)
+    first_failure = failures.aggregate(at=Min("created_at"))["at"]
+    if first_failure is None or first_failure > timezone.now() - FAILING_FOR:
+        return False
+    endpoint.active = False
+    endpoint.disabled_reason = DISABLED_REASON
+    endpoint.save(update_fields=["active", "disabled_reason", "updated_at"])
+    log_change(
+        SYSTEM,
+        endpoint,
+        "webhook.disabled",
+        {"reason": DISABLED_REASON, "failingSince": first_failure.isoformat()},
+    )
+    return True

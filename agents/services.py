@@ -431,3 +431,42 @@ def webhook_test(*, actor: Actor, webhook: WebhookEndpoint) -> WebhookDelivery:
     log_change(actor, webhook, "webhook.tested", {"eventId": event["id"]})
     queue_webhook_delivery(delivery)
     return delivery
+
+
+@transaction.atomic
+def webhook_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a logged delivery's event to its endpoint again, now (board only), whatever became of
+    that attempt and whether or not the endpoint is active: the board asked for this one. Answers
+    the pending attempt.
+
+    It is the event's next attempt at that endpoint: the same event id (so the same `webhook-id`;
+    receivers drop it if they already have it), the same payload, the attempt number continuing
+    from the event's last one there, so the log reads as one history. A failed redelivery is
+    retried on the rest of the backoff schedule from that number (none once the schedule is
+    spent). If an attempt of the event is already waiting for its retry time, that one is made
+    due now and answered, rather than starting a second line of retries."""
+    ensure_board(actor, delivery.company_id)
+    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=delivery.endpoint_id)
+    attempts = endpoint.deliveries.filter(event_id=delivery.event_id)
+    redelivery = attempts.filter(status=WebhookDelivery.Status.PENDING).first()
+    if redelivery is not None:
+        redelivery.next_attempt_at = timezone.now()
+        redelivery.save(update_fields=["next_attempt_at"])
+    else:
+        last = attempts.order_by("-attempt").values_list("attempt", flat=True).first()
+        redelivery = WebhookDelivery.objects.create(
+            company_id=endpoint.company_id,
+            endpoint=endpoint,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            payload=delivery.payload,
+            attempt=(last or 0) + 1,
+        )
+    log_change(
+        actor,
+        endpoint,
+        "webhook.redelivered",
+        {"eventId": delivery.event_id, "deliveryId": delivery.pk, "attempt": redelivery.attempt},
+    )
+    queue_webhook_delivery(redelivery)
+    return redelivery

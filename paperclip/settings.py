@@ -355,6 +355,9 @@ PAPERCLIP_ATTACHMENT_TYPES = env_list(
 PAPERCLIP_WAKE_TIMEOUT_SECONDS = env_int("PAPERCLIP_WAKE_TIMEOUT_SECONDS", 10)
 PAPERCLIP_WAKE_RETRY_BASE_SECONDS = env_int("PAPERCLIP_WAKE_RETRY_BASE_SECONDS", 5)
 PAPERCLIP_WAKE_MAX_ATTEMPTS = env_int("PAPERCLIP_WAKE_MAX_ATTEMPTS", 5)
+# A webhook delivery attempt that gets no answer within this many seconds (per connect or read)
+# has failed (DESIGN §9), so a receiver that never answers cannot stall the worker.
+PAPERCLIP_WEBHOOK_TIMEOUT_SECONDS = env_int("PAPERCLIP_WEBHOOK_TIMEOUT_SECONDS", 10)
 # Wake URLs and webhooks may target private and loopback addresses (paperclip.targets); on by
 # default only with DEBUG (`make run`). Link-local (cloud metadata) is refused whatever this says.
 PAPERCLIP_WEBHOOK_ALLOW_PRIVATE = env_bool("PAPERCLIP_WEBHOOK_ALLOW_PRIVATE", DEBUG)

@@ -2,7 +2,8 @@
 covers a new endpoint without being edited: `(method, "/api/issues/{issue}/comments/{comment}")`.
 
 A path's `{pk}` is named after the segment before it (`.../comments/{pk}` → `{comment}`),
-`{company_pk}` and `{issue_pk}` after their object; other keywords keep their names (`{key}`).
+`{company_pk}`, `{issue_pk}` and `{delivery_pk}` after their object; other keywords keep their
+names (`{key}`).
 """
 
 from __future__ import annotations
@@ -50,5 +51,6 @@ def routes(dialect: str) -> list[tuple[str, str]]:
             kind = KIND_OF_SEGMENT[segments[segments.index("{pk}") - 1]]
             path = path.replace("{pk}", "{" + kind + "}")
         path = path.replace("{company_pk}", "{company}").replace("{issue_pk}", "{issue}")
+        path = path.replace("{delivery_pk}", "{delivery}")
         table.extend((method, path) for method in actions)
     return sorted(table)

@@ -73,6 +73,7 @@ def world(settings, tmp_path, board, company, agent, key):
         {"url": "https://hooks.example.com/paperclip", "events": ["*"]},
         format="json",
     )
+    ping = board.post(f"/api/webhooks/{webhook.json()['id']}/test")
     parent = factories.IssueFactory(company=company, status="todo")
     created = board.post(
         f"/api/companies/{company.pk}/issues",
@@ -103,7 +104,18 @@ def world(settings, tmp_path, board, company, agent, key):
         format="json",
     )
     woken = board.post(f"/api/agents/{agent.pk}/wakeup", {}, format="json")
-    for response in (goal, project, label, team, webhook, comment, attachment, approval, woken):
+    for response in (
+        goal,
+        project,
+        label,
+        team,
+        webhook,
+        ping,
+        comment,
+        attachment,
+        approval,
+        woken,
+    ):
         assert response.status_code in (201, 202), response.json()
     return {
         "company": company.pk,
@@ -115,6 +127,7 @@ def world(settings, tmp_path, board, company, agent, key):
         "label": parse_id(label.json()["id"], "lbl"),
         "team": parse_id(team.json()["id"], "tm"),
         "webhook": parse_id(webhook.json()["id"], "whk"),
+        "delivery": parse_id(ping.json()["id"], "whd"),
         "attachment": parse_id(attachment.json()["id"], "att"),
         "approval": parse_id(approval.json()["id"], "apr"),
         "run": parse_id(woken.json()["id"], "run"),
@@ -148,7 +161,7 @@ def test_the_route_table_has_every_kind_of_object():
 
     assert placeholders == {
         "company", "agent", "run", "issue", "comment", "key", "attachment", "approval", "goal",
-        "project", "label", "team", "webhook",
+        "project", "label", "team", "webhook", "delivery",
     }  # fmt: skip
     assert len(READS) >= 20 and len(WRITES) >= 30
 

@@ -75,4 +75,14 @@ urlpatterns = [
         WebhookViewSet.as_view({"post": "test"}),
         name="webhook-test",
     ),
+    route(
+        rf"webhooks/(?P<pk>{ID})/deliveries",
+        WebhookViewSet.as_view({"get": "deliveries"}),
+        name="webhook-deliveries",
+    ),
+    route(
+        rf"webhooks/(?P<pk>{ID})/deliveries/(?P<delivery_pk>{ID})/redeliver",
+        WebhookViewSet.as_view({"post": "redeliver"}),
+        name="webhook-delivery-redeliver",
+    ),
 ]

@@ -1,5 +1,7 @@
 """Webhook endpoints (DESIGN §9): the board says where the company's events are POSTed and
-which ones. The signing secret is answered at creation and rotation only; `test` queues a `ping`."""
+which ones. The signing secret is answered at creation and rotation only; `test` queues a `ping`;
+`deliveries` is the endpoint's delivery log, newest first, and `redeliver` sends a logged event
+again."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from agents import services
 from agents.events import ALL, EVENT_TYPES
 from agents.models import WebhookDelivery, WebhookEndpoint
 from paperclip.api.serializers import CamelModelSerializer
-from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.viewsets import ScopedViewSet, found
 
 
 @extend_schema_field(
@@ -118,3 +120,18 @@ class WebhookViewSet(ScopedViewSet):
         """Queue a `ping` event to the endpoint; answers its pending delivery."""
         delivery = services.webhook_test(actor=self.actor, webhook=self.get_object())
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    def deliveries(self, request, pk: str):
+        """The endpoint's delivery log: every attempt, newest first, in cursor pages."""
+        webhook = self.get_object()
+        page = self.paginate_queryset(webhook.deliveries.all())
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+    def redeliver(self, request, pk: str, delivery_pk: str):
+        """Send the delivery's event again now, with the same `webhook-id`: the event's next
+        attempt at this endpoint (numbering continues). Answers the pending attempt."""
+        delivery = found(self.get_object().deliveries.by_ref(delivery_pk))
+        redelivery = services.webhook_redeliver(actor=self.actor, delivery=delivery)
+        return Response(WebhookDeliverySerializer(redelivery).data, status=status.HTTP_202_ACCEPTED)

@@ -1,6 +1,6 @@
 """`/v1` webhook endpoints (DESIGN §9): `/api`'s webhooks under `/v1/companies/{cid}/webhooks`,
 through the same services (board only; the secret answered at creation and rotation only), in
-`/v1`'s envelope with ids as stored."""
+`/v1`'s envelope with ids as stored; the delivery log in `/v1`'s pages."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from agents.api.webhooks import (
     WebhookWithSecretSerializer,
 )
 from agents.models import WebhookEndpoint
-from paperclip.api.viewsets import ID, route
+from paperclip.api.viewsets import ID, found, route
 from paperclip.v1.viewsets import V1ViewSet
 
 
@@ -83,6 +83,21 @@ class WebhookViewSet(V1ViewSet):
         delivery = services.webhook_test(actor=self.actor, webhook=self.get_object())
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(tags=["v1"], responses=WebhookDeliverySerializer(many=True))
+    def deliveries(self, request, company_pk: str, pk: str):
+        """The endpoint's delivery log: every attempt, newest first, in cursor pages."""
+        webhook = self.get_object()
+        page = self.paginate_queryset(webhook.deliveries.all())
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
+
+    @extend_schema(tags=["v1"], request=None, responses={202: WebhookDeliverySerializer})
+    def redeliver(self, request, company_pk: str, pk: str, delivery_pk: str):
+        """Send the delivery's event again now, with the same `webhook-id`: the event's next
+        attempt at this endpoint (numbering continues). Answers the pending attempt."""
+        delivery = found(self.get_object().deliveries.by_ref(delivery_pk))
+        redelivery = services.webhook_redeliver(actor=self.actor, delivery=delivery)
+        return Response(WebhookDeliverySerializer(redelivery).data, status=status.HTTP_202_ACCEPTED)
+
 
 COMPANY = rf"companies/(?P<company_pk>{ID})"
 WEBHOOK = rf"{COMPANY}/webhooks/(?P<pk>{ID})"
@@ -104,4 +119,14 @@ urlpatterns = [
         name="v1-webhook-rotate-secret",
     ),
     route(f"{WEBHOOK}/test", WebhookViewSet.as_view({"post": "test"}), name="v1-webhook-test"),
+    route(
+        f"{WEBHOOK}/deliveries",
+        WebhookViewSet.as_view({"get": "deliveries"}),
+        name="v1-webhook-deliveries",
+    ),
+    route(
+        rf"{WEBHOOK}/deliveries/(?P<delivery_pk>{ID})/redeliver",
+        WebhookViewSet.as_view({"post": "redeliver"}),
+        name="v1-webhook-delivery-redeliver",
+    ),
 ]

@@ -6,7 +6,10 @@ ping reaches a real receiver on 127.0.0.1, signed with the endpoint's secret."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from agents import delivery
@@ -493,3 +496,182 @@ def test_a_ping_to_a_deleted_webhook_is_dropped(board, company, database_tasks):
 
     assert receiver.requests == []
     assert not WebhookDelivery.objects.exists()
+
+
+# -- GET /api/webhooks/{id}/deliveries: the delivery log -------------------------------------------
+
+
+def delivery_body(row: WebhookDelivery) -> dict:
+    return {
+        "id": wire(row),
+        "eventId": wire(row.event_id),
+        "eventType": row.event_type,
+        "attempt": row.attempt,
+        "status": row.status,
+        "responseStatus": row.response_status,
+        "responseBody": row.response_body,
+        "durationMs": row.duration_ms,
+        "error": row.error,
+        "nextAttemptAt": iso(row.next_attempt_at) if row.next_attempt_at else None,
+        "createdAt": iso(row.created_at),
+    }
+
+
+def log_row(webhook: WebhookEndpoint, **fields) -> WebhookDelivery:
+    fields = {"event_id": "evt_01m8rd9461psyv1mhrdaj30j6k", "event_type": "ping"} | fields
+    return WebhookDelivery.objects.create(
+        company_id=webhook.company_id, endpoint=webhook, payload={"type": "ping"}, **fields
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_log_shows_every_attempt_of_a_receiver_that_failed_twice_newest_first(
+    board, company, database_tasks, monkeypatch
+):
+    monkeypatch.setattr(delivery, "WEBHOOK_RETRY_DELAYS", (0, 0))
+    with running_receiver(statuses=(500, 503)) as receiver:
+        created = create(board, company, url=receiver.url).json()
+        board.post(f"/api/webhooks/{created['id']}/test")
+        run_worker()
+
+    response = board.get(f"/api/webhooks/{created['id']}/deliveries")
+
+    assert response.status_code == 200, response.json()
+    rows = list(WebhookDelivery.objects.order_by("-attempt"))
+    assert response.json() == [delivery_body(row) for row in rows]
+    assert [(r["attempt"], r["status"], r["responseStatus"]) for r in response.json()] == [
+        (3, "succeeded", 200),
+        (2, "failed", 503),
+        (1, "failed", 500),
+    ]
+    assert [r["responseBody"] for r in response.json()] == [
+        '{"received": true}',
+        '{"received": false}',
+        '{"received": false}',
+    ]
+    assert all(r["durationMs"] is not None for r in response.json())
+    # one event, one webhook-id on the wire, the id the log shows
+    assert {r["eventId"] for r in response.json()} == {wire(rows[0].event_id)}
+    assert [req.headers["webhook-id"] for req in receiver.requests] == [rows[0].event_id] * 3
+
+
+@pytest.mark.django_db
+def test_the_log_is_paged_with_a_cursor_in_a_fixed_number_of_queries(
+    board, webhook, company, django_assert_num_queries
+):
+    rows = [log_row(webhook, attempt=n) for n in (1, 2, 3)]
+    log_row(make_webhook(company))  # another endpoint's attempt
+
+    # inside the request's savepoint (2): the board token, the caller's seats, the endpoint,
+    # the page
+    with django_assert_num_queries(6):
+        first = board.get(f"/api/webhooks/{webhook.pk}/deliveries?limit=2")
+    rest = board.get(
+        f"/api/webhooks/{webhook.pk}/deliveries?limit=2&cursor={first['X-Next-Cursor']}"
+    )
+
+    assert first.json() == [delivery_body(rows[2]), delivery_body(rows[1])]
+    assert rest.json() == [delivery_body(rows[0])]
+    assert "X-Next-Cursor" not in rest
+
+
+@pytest.mark.django_db
+def test_a_bad_cursor_is_400(board, webhook):
+    response = board.get(f"/api/webhooks/{webhook.pk}/deliveries?cursor=nope")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+
+
+# -- POST /api/webhooks/{id}/deliveries/{did}/redeliver --------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redeliver_sends_the_same_webhook_id_again_as_the_next_attempt_and_logs_it(
+    board, board_user, company, database_tasks
+):
+    with running_receiver() as receiver:
+        created = create(board, company, url=receiver.url).json()
+        board.post(f"/api/webhooks/{created['id']}/test")
+        run_worker()
+        [first] = WebhookDelivery.objects.all()
+
+        response = board.post(f"/api/webhooks/{created['id']}/deliveries/{wire(first)}/redeliver")
+
+        assert response.status_code == 202, response.json()
+        again = WebhookDelivery.objects.get(attempt=2)
+        assert response.json() == delivery_body(again)
+        assert (again.event_id, again.status, again.payload) == (
+            first.event_id,
+            "pending",
+            first.payload,
+        )
+        assert len(receiver.requests) == 1  # the request only queued it
+        run_worker()
+
+    first_sent, resent = receiver.requests
+    assert resent.headers["webhook-id"] == first_sent.headers["webhook-id"] == first.event_id
+    assert Webhook(created["secret"]).verify(resent.body, resent.headers) == first_sent.json()
+    log = board.get(f"/api/webhooks/{created['id']}/deliveries").json()
+    assert [(r["attempt"], r["status"], r["eventId"]) for r in log] == [
+        (2, "succeeded", wire(first.event_id)),
+        (1, "succeeded", wire(first.event_id)),
+    ]
+    webhook_id = stored(created["id"], WebhookEndpoint)
+    assert activity_about(webhook_id)[-1] == (
+        "webhook.redelivered",
+        "user",
+        board_user.pk,
+        {"eventId": first.event_id, "deliveryId": first.pk, "attempt": 2},
+    )
+
+
+@pytest.mark.django_db
+def test_redeliver_of_an_event_waiting_for_its_retry_makes_that_attempt_due_now(board, webhook):
+    first = log_row(webhook, status="failed", response_status=500, error="HTTP 500")
+    waiting = log_row(webhook, attempt=2, next_attempt_at=first.created_at + timedelta(hours=2))
+
+    response = board.post(f"/api/webhooks/{webhook.pk}/deliveries/{first.pk}/redeliver")
+
+    assert response.status_code == 202, response.json()
+    waiting.refresh_from_db()
+    assert waiting.next_attempt_at <= timezone.now()
+    assert response.json() == delivery_body(waiting)
+    assert WebhookDelivery.objects.count() == 2  # no second line of retries
+
+
+@pytest.mark.django_db
+def test_a_delivery_is_found_only_under_its_own_endpoint_404(board, company, webhook):
+    elsewhere = log_row(make_webhook(company))
+
+    for ref in (elsewhere.pk, "whd_00000000000000000000000000", "nope"):
+        response = board.post(f"/api/webhooks/{webhook.pk}/deliveries/{ref}/redeliver")
+        assert (response.status_code, response.json()) == (404, NOT_FOUND), ref
+    assert WebhookDelivery.objects.count() == 1
+    assert activity_about(webhook.pk) == []
+
+
+@pytest.mark.django_db
+def test_another_companys_delivery_log_and_redeliver_are_404(other_board, webhook):
+    row = log_row(webhook, status="failed")
+
+    listed = other_board.get(f"/api/webhooks/{webhook.pk}/deliveries")
+    redelivered = other_board.post(f"/api/webhooks/{webhook.pk}/deliveries/{row.pk}/redeliver")
+
+    assert (listed.status_code, listed.json()) == (404, NOT_FOUND)
+    assert (redelivered.status_code, redelivered.json()) == (404, NOT_FOUND)
+    assert WebhookDelivery.objects.count() == 1
+    assert not ActivityEvent.objects.exists()
+
+
+@pytest.mark.django_db
+def test_agents_may_not_read_the_log_or_redeliver_403(agent_client, webhook):
+    row = log_row(webhook, status="failed")
+
+    listed = agent_client.get(f"/api/webhooks/{webhook.pk}/deliveries")
+    redelivered = agent_client.post(f"/api/webhooks/{webhook.pk}/deliveries/{row.pk}/redeliver")
+
+    assert (listed.status_code, listed.json()["code"]) == (403, "forbidden")
+    assert (redelivered.status_code, redelivered.json()["code"]) == (403, "forbidden")
+    assert WebhookDelivery.objects.count() == 1
+    assert not ActivityEvent.objects.exists()

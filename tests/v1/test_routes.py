@@ -26,13 +26,14 @@ UUID_IN_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9
 
 @pytest.fixture
 def world(board, company, agent, agent_client) -> dict[str, str]:
-    """A task of `company` with a team, a label, a dependency, a comment and a claimed run,
-    made through `/v1`: the stored id of each."""
+    """A task of `company` with a team, a label, a dependency, a comment and a claimed run, and
+    a webhook with a queued ping, made through `/v1`: the stored id of each."""
     v1 = f"/v1/companies/{company.pk}"
     team = board.post(f"{v1}/teams", {"name": "Web"}, format="json").json()["data"]
     webhook = board.post(
         f"{v1}/webhooks", {"url": "https://hooks.example.com/v1", "events": ["*"]}, format="json"
     ).json()["data"]
+    ping = board.post(f"{v1}/webhooks/{webhook['id']}/test").json()["data"]
     agent.team_id = team["id"]
     agent.save(update_fields=["team"])
     blocker = factories.IssueFactory(company=company, status="done")
@@ -58,13 +59,14 @@ def world(board, company, agent, agent_client) -> dict[str, str]:
         "team": team["id"],
         "run": run.json()["data"]["id"],
         "webhook": webhook["id"],
+        "delivery": ping["id"],
     }
 
 
 def test_the_route_table_covers_tasks_teams_runs_and_webhooks():
     placeholders = set(re.findall(r"\{(\w+)\}", " ".join(path for _, path in ROUTES)))
 
-    assert placeholders == {"company", "issue", "team", "run", "webhook"}
+    assert placeholders == {"company", "issue", "team", "run", "webhook", "delivery"}
     assert len(READS) >= 7 and len(WRITES) >= 15
 
 
