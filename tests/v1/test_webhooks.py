@@ -246,3 +246,99 @@ def test_a_test_ping_arrives_signed_and_an_old_secret_no_longer_verifies(board, 
         Webhook(created["secret"]).verify(request.body, request.headers)
     delivery = WebhookDelivery.objects.get()
     assert (delivery.status, delivery.response_status) == ("succeeded", 200)
+
+
+# -- the delivery log and redeliver ----------------------------------------------------------------
+
+
+def log_row(webhook: WebhookEndpoint, **fields) -> WebhookDelivery:
+    fields = {"event_id": "evt_01m8rd9461psyv1mhrdaj30j6k", "event_type": "ping"} | fields
+    return WebhookDelivery.objects.create(
+        company_id=webhook.company_id, endpoint=webhook, payload={"type": "ping"}, **fields
+    )
+
+
+def delivery_data(row: WebhookDelivery) -> dict:
+    return {
+        "id": row.pk,
+        "eventId": row.event_id,
+        "eventType": row.event_type,
+        "attempt": row.attempt,
+        "status": row.status,
+        "responseStatus": row.response_status,
+        "responseBody": row.response_body,
+        "durationMs": row.duration_ms,
+        "error": row.error,
+        "nextAttemptAt": iso(row.next_attempt_at) if row.next_attempt_at else None,
+        "createdAt": iso(row.created_at),
+    }
+
+
+@pytest.mark.django_db
+def test_the_delivery_log_is_a_page_newest_first_with_ids_as_stored(board, company, webhook):
+    rows = [log_row(webhook, attempt=n, status="failed") for n in (1, 2, 3)]
+    log_row(make_webhook(company))  # another endpoint's
+
+    first = board.get(webhook_url(webhook, "/deliveries?limit=2"))
+    cursor = first.json()["meta"]["nextCursor"]
+    rest = board.get(webhook_url(webhook, f"/deliveries?limit=2&cursor={cursor}"))
+
+    assert first.status_code == 200, first.json()
+    assert first.json() == {
+        "data": [delivery_data(rows[2]), delivery_data(rows[1])],
+        "meta": {"requestId": first.headers["X-Request-Id"], "nextCursor": cursor, "hasMore": True},
+    }
+    assert rest.json()["data"] == [delivery_data(rows[0])]
+    assert rest.json()["meta"]["hasMore"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redeliver_resends_the_same_webhook_id_and_the_log_shows_both(board, company, settings):
+    settings.TASKS = DATABASE_TASKS
+    with running_receiver(statuses=(500,)) as receiver:
+        created = create(board, company, url=receiver.url).json()["data"]
+        webhook = WebhookEndpoint.objects.get()
+        board.post(webhook_url(webhook, "/test"))
+        run_worker()  # fails; its retry, 5 s later, is not due in this batch
+        failed = WebhookDelivery.objects.get(attempt=1)
+        assert failed.status == "failed"
+
+        response = board.post(webhook_url(webhook, f"/deliveries/{failed.pk}/redeliver"))
+
+        assert response.status_code == 202, response.json()
+        queued = response.json()["data"]
+        assert (queued["eventId"], queued["attempt"], queued["status"]) == (
+            failed.event_id,
+            2,
+            "pending",
+        )
+        run_worker()
+
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [failed.event_id] * 2
+    Webhook(created["secret"]).verify(receiver.requests[1].body, receiver.requests[1].headers)
+    log = board.get(webhook_url(webhook, "/deliveries")).json()["data"]
+    assert [(r["attempt"], r["status"], r["responseStatus"]) for r in log] == [
+        (2, "succeeded", 200),
+        (1, "failed", 500),
+    ]
+    assert [action for action, *_ in actions()][-1] == "webhook.redelivered"
+
+
+@pytest.mark.django_db
+def test_the_log_and_redeliver_are_404_for_another_company_and_403_for_agents(
+    board, other_board, other_company, agent_client, webhook
+):
+    row = log_row(webhook, status="failed")
+    paths = [("get", webhook_url(webhook, "/deliveries"))]
+    paths += [("post", webhook_url(webhook, f"/deliveries/{row.pk}/redeliver"))]
+
+    for method, url in paths:
+        assert error_of(getattr(other_board, method)(url), 404)["code"] == "not_found", url
+        theirs = url.replace(webhook.company_id, other_company.pk)
+        assert error_of(getattr(other_board, method)(theirs), 404)["code"] == "not_found", url
+        assert error_of(getattr(agent_client, method)(url), 403)["code"] == "forbidden", url
+    for ref in ("whd_00000000000000000000000000", "nope"):
+        response = board.post(webhook_url(webhook, f"/deliveries/{ref}/redeliver"))
+        assert error_of(response, 404)["code"] == "not_found"
+    assert WebhookDelivery.objects.count() == 1
+    assert actions() == []
