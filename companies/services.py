@@ -19,6 +19,7 @@ from companies.models import (
 from paperclip.access import ensure_board, ensure_instance_admin
 from paperclip.actors import Actor
 from paperclip.errors import Conflict
+from paperclip.events import change_logged
 from paperclip.naming import camel
 
 PREFIX_LENGTH = 3
@@ -52,7 +53,7 @@ def log_change(
     """The activity row for a change of `entity` (its company, type, id, and its issue if it
     hangs off one)."""
     company_id = entity.pk if isinstance(entity, Company) else entity.company_id
-    return activity_record(
+    activity = activity_record(
         actor=actor,
         company_id=company_id,
         action=action,
@@ -61,6 +62,8 @@ def log_change(
         issue_id=getattr(entity, "issue_id", None),
         details=details,
     )
+    change_logged(actor=actor, entity=entity, activity=activity)  # its domain event, if any
+    return activity
 
 
 def _wire_value(value: Any) -> Any:

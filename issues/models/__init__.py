@@ -14,6 +14,7 @@ from issues.models.documents import (
     Document,
     DocumentRevision,
 )
+from issues.models.events import Event
 from issues.models.issue import (
     INITIAL_STATUSES,
     LIST_PREFETCHES,
@@ -44,6 +45,7 @@ __all__ = [
     "Comment",
     "Document",
     "DocumentRevision",
+    "Event",
     "Goal",
     "Issue",
     "IssueQuerySet",

@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from companies.services import activity_record
+from issues.events import emit_issue_event
 from issues.models import (
     Issue,
 )
@@ -17,6 +18,8 @@ from paperclip.errors import (
 
 
 def log(actor: Actor, issue: Issue, action: str, details: dict[str, Any], *, entity=None) -> None:
+    """The activity row of a change to `issue`, and its domain event when it is one (DESIGN §9),
+    in the caller's transaction."""
     entity = entity or issue
     activity_record(
         actor=actor,
@@ -27,6 +30,7 @@ def log(actor: Actor, issue: Issue, action: str, details: dict[str, Any], *, ent
         issue_id=issue.pk,
         details=details,
     )
+    emit_issue_event(actor=actor, issue=issue, action=action, details=details)
 
 
 def lock_issue(issue: Issue) -> Issue:
