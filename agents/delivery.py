@@ -345,6 +345,10 @@ def disable_if_failing_for_a_day(endpoint_id: str) -> bool:
     endpoint.active = False
     endpoint.disabled_reason = DISABLED_REASON
     endpoint.save(update_fields=["active", "disabled_reason", "updated_at"])
+    # Its waiting retries stop too: the board re-enables it, then redelivers what it wants.
+    endpoint.deliveries.filter(status=WebhookDelivery.Status.PENDING).update(
+        status=WebhookDelivery.Status.FAILED, error=f"Not sent: {DISABLED_REASON}"
+    )
     log_change(
         SYSTEM,
         endpoint,

@@ -70,12 +70,16 @@ def test_a_failure_after_24_hours_of_nothing_but_failures_disables_the_endpoint(
         webhook = make_webhook(company, receiver.url)
         first = logged(webhook, "failed", hours_ago=25)
         logged(webhook, "failed", hours_ago=3)
+        waiting = logged(webhook, "pending", hours_ago=1)  # a retry waiting for its time
         ping(board, webhook)
         run_worker()
 
     assert len(receiver.requests) == 1
     webhook.refresh_from_db()
     assert (webhook.active, webhook.disabled_reason) == (False, DISABLED_REASON)
+    # a retry still waiting is not sent to a disabled endpoint
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.error) == ("failed", f"Not sent: {DISABLED_REASON}")
     assert disabled_rows(webhook) == [
         (
             "system",

@@ -363,3 +363,26 @@ def test_a_second_dispatch_sends_nothing_again(board, company):
         settle()
 
     assert len(received(receiver, hook)) == 1
+
+
+def test_the_sweep_command_dispatches_events_whose_dispatch_was_never_queued(board, company):
+    """A process that dies between its commit and queueing the dispatch leaves the event
+    waiting; `manage.py dispatch_events` sends it on."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    with running_receiver() as receiver:
+        hook = endpoint(company, receiver.url)
+        board.post(f"/v1/companies/{company.pk}/issues", {"title": "Stranded"}, format="json")
+        DBTaskResult.objects.all().delete()  # the queued dispatch is lost
+        assert Event.objects.undispatched().count() == 1
+
+        out = StringIO()
+        call_command("dispatch_events", "--json", stdout=out)
+        run_worker()
+
+    assert out.getvalue().strip() == '{"dispatched": 1}'
+    assert [event["type"] for event in received(receiver, hook)] == ["issue.created"]
+    assert not Event.objects.undispatched().exists()
