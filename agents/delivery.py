@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 from django_tasks import task, task_backends
 from standardwebhooks.webhooks import Webhook
@@ -260,6 +260,25 @@ def queue_webhook_delivery(delivery: WebhookDelivery) -> None:
     """Run a pending delivery once the transaction that wrote it commits (when it is due)."""
     due = delivery.next_attempt_at or delivery.created_at
     transaction.on_commit(lambda: _enqueue_at(deliver_webhook, due, delivery.pk))
+
+
+# A pending attempt this long past its time was lost with its worker (killed mid-attempt, or
+# its queued task gone). Well beyond what one attempt can take, so a live one is left alone.
+OVERDUE_AFTER = timedelta(minutes=5)
+
+
+def requeue_overdue_deliveries() -> int:
+    """At-least-once (DESIGN §9): every pending attempt overdue by `OVERDUE_AFTER` is queued
+    again, now. Its `webhook-id` is unchanged, so a receiver that got it before the worker died
+    drops the duplicate. Answers how many were queued (`manage.py dispatch_events` runs it)."""
+    cutoff = timezone.now() - OVERDUE_AFTER
+    overdue = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING).filter(
+        Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
+    )
+    ids = list(overdue.values_list("pk", flat=True))
+    for delivery_id in ids:
+        _enqueue_at(deliver_webhook, timezone.now(), delivery_id)
+    return len(ids)
 
 
 @task()

@@ -213,3 +213,34 @@ def test_the_webhook_timeout_is_ten_seconds_unless_configured():
     from django.conf import settings
 
     assert settings.PAPERCLIP_WEBHOOK_TIMEOUT_SECONDS == 10
+
+
+# -- at-least-once: an attempt lost with its worker --------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_attempt_lost_with_a_killed_worker_is_sent_again_by_the_sweep(company):
+    """A worker killed -9 mid-attempt leaves its task `running` forever and the attempt
+    `pending`: `manage.py dispatch_events` queues overdue attempts again (same webhook-id), and
+    leaves alone one that is merely waiting for its time."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django_tasks_db.models import DBTaskResult
+
+    with running_receiver() as receiver:
+        webhook = make_webhook(company, receiver.url)
+        lost = logged(webhook, "pending", hours_ago=0.2)  # 12 minutes ago, its task gone
+        recent = logged(webhook, "pending", hours_ago=0.01)  # still within its time
+        DBTaskResult.objects.all().delete()
+
+        out = StringIO()
+        call_command("dispatch_events", "--json", stdout=out)
+        run_worker()
+
+    assert out.getvalue().strip() == '{"dispatched": 0, "requeued": 1}'
+    lost.refresh_from_db()
+    recent.refresh_from_db()
+    assert (lost.status, recent.status) == ("succeeded", "pending")
+    [request] = receiver.requests
+    assert request.headers["webhook-id"] == lost.event_id

@@ -383,6 +383,6 @@ def test_the_sweep_command_dispatches_events_whose_dispatch_was_never_queued(boa
         call_command("dispatch_events", "--json", stdout=out)
         run_worker()
 
-    assert out.getvalue().strip() == '{"dispatched": 1}'
+    assert out.getvalue().strip() == '{"dispatched": 1, "requeued": 0}'
     assert [event["type"] for event in received(receiver, hook)] == ["issue.created"]
     assert not Event.objects.undispatched().exists()

@@ -1,9 +1,11 @@
-"""`manage.py dispatch_events [--json]`: fan out every domain event not yet dispatched.
+"""`manage.py dispatch_events [--json]`: what a crash can leave waiting, sent on.
 
 Each write queues a dispatch when it commits; a process that dies between its commit and that
-queueing leaves its events waiting until the next write's dispatch. This sweeps them now (safe
-beside running dispatchers and workers: rows another dispatcher holds are skipped). Run it from
-cron, or after restoring a worker. Prints how many events it dispatched.
+queueing leaves its events waiting until the next write's dispatch. A worker killed in the middle
+of a delivery leaves that attempt pending with nothing to run it. This dispatches the events
+now (safe beside running dispatchers: rows another one holds are skipped) and queues again
+every delivery attempt overdue by five minutes (at-least-once; receivers dedupe on
+`webhook-id`). Run it from cron, or after restoring a worker. Prints both counts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from agents.delivery import requeue_overdue_deliveries
 from issues.events import dispatch_events
 
 
@@ -23,9 +26,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         dispatched = dispatch_events.call()
+        requeued = requeue_overdue_deliveries()
         if options["verbosity"] == 0:
             return
         if options.get("json"):
-            self.stdout.write(json.dumps({"dispatched": dispatched}))
+            self.stdout.write(json.dumps({"dispatched": dispatched, "requeued": requeued}))
         else:
-            self.stdout.write(f"Dispatched {dispatched} event(s).")
+            self.stdout.write(
+                f"Dispatched {dispatched} event(s); queued {requeued} overdue delivery attempt(s)."
+            )
