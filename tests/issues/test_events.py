@@ -9,7 +9,10 @@ and `previous` (the `/v1` fields the change altered, with their old values).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from agents.delivery import new_webhook_secret
@@ -21,6 +24,7 @@ from issues.services.verbs import issue_cancel
 from tests import factories
 from tests.agents.receivers import running_receiver
 from tests.agents.test_wake_delivery import run_worker
+from tests.conftest import client_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("database_tasks")]
 
@@ -209,6 +213,9 @@ def test_issue_created_through_api_is_the_same_event_in_v1_form(board, company):
     [
         ("done", Status.IN_REVIEW, "issue.done", {"status": "review"}),
         ("cancelled", Status.TODO, "issue.cancelled", {"status": "assigned"}),
+        ("in_review", Status.IN_PROGRESS, "issue.review", {"status": "running"}),
+        ("blocked", Status.TODO, "issue.handoff", {"status": "assigned"}),
+        ("failed", Status.IN_PROGRESS, "issue.failed", {"status": "running"}),
     ],
 )
 def test_a_status_patch_through_api_is_the_event_of_where_it_went(
@@ -224,6 +231,54 @@ def test_a_status_patch_through_api_is_the_event_of_where_it_went(
     [event] = received(receiver, hook)
     assert event["type"] == event_type
     assert event["data"] == {"task": task_of(board, issue.pk), "previous": previous}
+
+
+def test_assigning_and_reassigning_through_api_are_their_events(board, company, agent, peer):
+    issue = factories.IssueFactory(company=company, status=Status.TODO)
+    with running_receiver() as receiver:
+        hook = endpoint(company, receiver.url)
+        for who in (agent, peer):
+            response = board.patch(
+                f"/api/issues/{issue.pk}", {"assigneeAgentId": who.pk}, format="json"
+            )
+            assert response.status_code == 200, response.json()
+        settle()
+
+    assigned, reassigned = received(receiver, hook)
+    assert (assigned["type"], assigned["data"]["previous"]) == (
+        "issue.assigned",
+        {"status": "queued", "assignedAgentId": None},
+    )
+    assert (reassigned["type"], reassigned["data"]["previous"]) == (
+        "issue.reassigned",
+        {"assignedAgentId": agent.pk},
+    )
+
+
+def test_a_checkout_through_api_is_issue_started(company, agent):
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    run = factories.HeartbeatRunFactory(
+        agent=agent,
+        status="running",
+        started_at=timezone.now(),
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+    key = factories.AgentApiKeyFactory(agent=agent).token
+    with running_receiver() as receiver:
+        hook = endpoint(company, receiver.url)
+        response = client_for(key, run_id=run.pk).post(
+            f"/api/issues/{issue.pk}/checkout", {"expectedStatuses": ["todo"]}, format="json"
+        )
+        assert response.status_code == 200, response.json()
+        settle()
+
+    [event] = received(receiver, hook)
+    assert (event["type"], event["runId"], event["data"]["previous"]) == (
+        "issue.started",
+        run.pk,
+        {"status": "assigned", "currentRunId": None},
+    )
+    assert event["data"]["task"]["currentRunId"] == run.pk
 
 
 def test_a_title_patch_through_api_is_issue_updated_with_the_old_title(board, company):
