@@ -256,6 +256,31 @@ WEBHOOK_RETRY_DELAYS: tuple[int, ...] = (
 )
 
 
+def queue_attempt(
+    endpoint: WebhookEndpoint,
+    *,
+    event_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    attempt: int = 1,
+    due: datetime | None = None,
+) -> WebhookDelivery:
+    """One pending attempt of an event at an endpoint, logged and queued for the worker (at
+    `due`, else as soon as the transaction commits): how every attempt is made, the first, a
+    retry, a redelivery or a test ping."""
+    delivery = WebhookDelivery.objects.create(
+        company_id=endpoint.company_id,
+        endpoint=endpoint,
+        event_id=event_id,
+        event_type=event_type,
+        payload=payload,
+        attempt=attempt,
+        next_attempt_at=due,
+    )
+    queue_webhook_delivery(delivery)
+    return delivery
+
+
 def queue_webhook_delivery(delivery: WebhookDelivery) -> None:
     """Run a pending delivery once the transaction that wrote it commits (when it is due)."""
     due = delivery.next_attempt_at or delivery.created_at
@@ -320,16 +345,13 @@ def deliver_webhook(delivery_id: str) -> bool:
         if retry:
             delay = WEBHOOK_RETRY_DELAYS[delivery.attempt - 1]
             delivery.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-            queue_webhook_delivery(
-                WebhookDelivery.objects.create(
-                    company_id=delivery.company_id,
-                    endpoint=endpoint,
-                    event_id=delivery.event_id,
-                    event_type=delivery.event_type,
-                    payload=delivery.payload,
-                    attempt=delivery.attempt + 1,
-                    next_attempt_at=delivery.next_attempt_at,
-                )
+            queue_attempt(
+                endpoint,
+                event_id=delivery.event_id,
+                event_type=delivery.event_type,
+                payload=delivery.payload,
+                attempt=delivery.attempt + 1,
+                due=delivery.next_attempt_at,
             )
         delivery.save()
         if not sent.succeeded:

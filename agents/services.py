@@ -7,7 +7,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from agents.delivery import check_delivery_url, new_webhook_secret, queue_webhook_delivery
+from agents.delivery import (
+    check_delivery_url,
+    new_webhook_secret,
+    queue_attempt,
+    queue_webhook_delivery,
+)
 from agents.events import PING, clean_event_names, event_envelope
 from agents.models import (
     Agent,
@@ -421,15 +426,8 @@ def webhook_test(*, actor: Actor, webhook: WebhookEndpoint) -> WebhookDelivery:
         actor=actor,
         data={"webhookId": webhook.pk, "url": webhook.url},
     )
-    delivery = WebhookDelivery.objects.create(
-        company_id=webhook.company_id,
-        endpoint=webhook,
-        event_id=event["id"],
-        event_type=PING,
-        payload=event,
-    )
+    delivery = queue_attempt(webhook, event_id=event["id"], event_type=PING, payload=event)
     log_change(actor, webhook, "webhook.tested", {"eventId": event["id"]})
-    queue_webhook_delivery(delivery)
     return delivery
 
 
@@ -452,11 +450,11 @@ def webhook_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDeli
     if redelivery is not None:
         redelivery.next_attempt_at = timezone.now()
         redelivery.save(update_fields=["next_attempt_at"])
+        queue_webhook_delivery(redelivery)
     else:
         last = attempts.order_by("-attempt").values_list("attempt", flat=True).first()
-        redelivery = WebhookDelivery.objects.create(
-            company_id=endpoint.company_id,
-            endpoint=endpoint,
+        redelivery = queue_attempt(
+            endpoint,
             event_id=delivery.event_id,
             event_type=delivery.event_type,
             payload=delivery.payload,
@@ -468,5 +466,4 @@ def webhook_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDeli
         "webhook.redelivered",
         {"eventId": delivery.event_id, "deliveryId": delivery.pk, "attempt": redelivery.attempt},
     )
-    queue_webhook_delivery(redelivery)
     return redelivery

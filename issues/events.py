@@ -39,9 +39,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks import task
 
-from agents.delivery import queue_webhook_delivery
+from agents.delivery import queue_attempt
 from agents.events import ALL, event_envelope
-from agents.models import CHECKED_OUT, LOCK_ADOPTED, Agent, WebhookDelivery, WebhookEndpoint
+from agents.models import CHECKED_OUT, LOCK_ADOPTED, Agent, WebhookEndpoint
 from issues.models import Approval, Event, Issue, Label, Priority, Status
 from issues.projection import task_state
 from paperclip.actors import Actor
@@ -271,15 +271,11 @@ def dispatch_events() -> int:
             for event in events:
                 for endpoint in endpoints:
                     if endpoint.company_id == event.company_id and subscribed(endpoint, event.type):
-                        queue_webhook_delivery(
-                            WebhookDelivery.objects.create(
-                                company_id=event.company_id,
-                                endpoint=endpoint,
-                                event_id=event.pk,
-                                event_type=event.type,
-                                payload=event.payload,
-                                attempt=1,
-                            )
+                        queue_attempt(
+                            endpoint,
+                            event_id=event.pk,
+                            event_type=event.type,
+                            payload=event.payload,
                         )
             Event.objects.filter(pk__in=[event.pk for event in events]).update(
                 dispatched_at=timezone.now()

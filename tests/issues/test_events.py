@@ -391,10 +391,10 @@ def test_an_event_survives_a_dispatcher_that_dies_before_commit(board, company, 
         hook = endpoint(company, receiver.url)
         board.post(f"/v1/companies/{company.pk}/issues", {"title": "Durable"}, format="json")
 
-        def killed(delivery):
+        def killed(*args, **kwargs):
             raise RuntimeError("worker killed")
 
-        monkeypatch.setattr(events, "queue_webhook_delivery", killed)
+        monkeypatch.setattr(events, "queue_attempt", killed)
         with pytest.raises(RuntimeError):
             events.dispatch_events.call()
         [event] = Event.objects.undispatched()  # nothing of the dead dispatch was kept
