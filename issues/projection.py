@@ -19,6 +19,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from issues.models import Issue, Status
+from paperclip.errors import InvalidTransition
 
 TASK_STATES = (
     "queued", "assigned", "running", "review", "handoff", "done", "failed", "cancelled",
@@ -80,3 +81,13 @@ def in_states(states: list[str]) -> Q:
     for state in states:
         condition |= _WHERE[state]
     return condition
+
+
+def refused(issue: Issue, action: str) -> InvalidTransition:
+    """A verb `issue`'s task state does not accept, said in `/v1`'s terms (DESIGN §8):
+    `invalid_transition` with `{status, action, allowedActions}`."""
+    state = state_of(issue)
+    return InvalidTransition(
+        f"Cannot {action} a task that is {state}",
+        details={"status": state, "action": action, "allowedActions": allowed_actions(issue)},
+    )

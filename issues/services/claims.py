@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from agents.models import Agent, HeartbeatRun
 from issues.models import Issue, Status
-from issues.projection import allowed_actions, state_of
+from issues.projection import refused
 from issues.services.checkout import refuse_paused_project, release_stale_lock
 from issues.services.rows import lock_issue, log, touch
 from issues.services.steps import move
 from paperclip.access import ensure_can_write
 from paperclip.actors import SYSTEM, Actor
-from paperclip.errors import Conflict, InvalidTransition, NotAllowed
+from paperclip.errors import Conflict, NotAllowed
 
 # What a claim may start from: queued (backlog, or todo without an assignee) and assigned
 # (todo with one). An unlocked in_progress issue of the same agent is claimable too (the
@@ -76,11 +76,7 @@ def _claim_refusal(agent: Agent, issue: Issue) -> Exception:
     ):
         return NotAllowed("The task is assigned to another agent")
     # In review, in handoff or finished: refused as `/v1` refuses any verb of the task's state.
-    state = state_of(issue)
-    return InvalidTransition(
-        f"Cannot claim a task that is {state}",
-        details={"status": state, "action": "claim", "allowedActions": allowed_actions(issue)},
-    )
+    return refused(issue, "claim")
 
 
 def _heal_expired_lease(issue: Issue) -> bool:

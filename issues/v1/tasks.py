@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from agents.models import Agent, Team
 from issues.api.issues import IssueRefField
 from issues.models import Issue, Priority
-from issues.projection import TASK_STATES, allowed_actions, in_states, state_of
+from issues.projection import TASK_STATES, in_states, refused, state_of
 from issues.services.lifecycle import task_create, task_update
 from issues.services.steps import FROZEN
 from issues.services.verbs import (
@@ -216,10 +216,7 @@ def task_refusals(issue: Issue, action: str) -> Iterator[None]:
                 code="task_frozen",
                 details={"status": state},
             ) from exc
-        raise InvalidTransition(
-            f"Cannot {action} a task that is {state}",
-            details={"status": state, "action": action, "allowedActions": allowed_actions(issue)},
-        ) from exc
+        raise refused(issue, action) from exc
 
 
 # -- reads ------------------------------------------------------------------------------------
