@@ -8,7 +8,8 @@ import factory
 from django.db.models import F
 from django.utils import timezone
 
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from agents.delivery import new_webhook_secret
+from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WebhookDelivery, WebhookEndpoint
 from companies.models import BoardToken, Company, Membership, User, hash_token, new_secret
 from issues.models import Comment, Goal, Issue, Label, Project
 
@@ -162,3 +163,26 @@ class CommentFactory(factory.django.DjangoModelFactory):
     issue = factory.SubFactory(IssueFactory)
     company = factory.SelfAttribute("issue.company")
     body = factory.Sequence(lambda n: f"Comment {n}")
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookEndpoint
+
+    company = factory.SubFactory(CompanyFactory)
+    url = factory.Sequence(lambda n: f"https://hooks.example.com/{n}")
+    events = factory.LazyFunction(lambda: ["*"])
+    secret = factory.LazyFunction(new_webhook_secret)
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    """A logged attempt of an `issue.created` event (pass `status=`, `attempt=` to vary it)."""
+
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    company = factory.SelfAttribute("endpoint.company")
+    event_id = factory.Sequence(lambda n: f"evt_{n:026d}")
+    event_type = "issue.created"
+    payload = factory.LazyAttribute(lambda d: {"id": d.event_id, "type": d.event_type})
