@@ -1,20 +1,39 @@
-"""Agents in the admin: status moves only through the pause/resume/terminate services."""
+"""Agents in the admin: status moves only through the pause/resume/terminate services; webhook
+endpoints save, delete, re-enable, ping and rotate through the webhook services."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from agents import services
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WakeDelivery, WakeupRequest
+from agents.events import ALL, EVENT_TYPES
+from agents.models import (
+    Agent,
+    AgentApiKey,
+    HeartbeatRun,
+    Team,
+    WakeDelivery,
+    WakeupRequest,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from companies.admin import (
+    SERVICE_REFUSALS,
     CompanyScopedAdmin,
     IssueIdentifierSearch,
     ReadOnlyAdmin,
+    ReadOnlyInline,
+    SameCompanyForm,
     ServiceAdmin,
     ServiceFSMAdmin,
+    refusal_message,
 )
 from companies.authentication import board_actor
 from companies.models import Company
+from paperclip.errors import ValidationFailed
 
 AGENT_TRANSITIONS = {
     "pause": services.agent_pause,
@@ -126,3 +145,224 @@ class WakeDeliveryAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     list_display = ("created_at", "run", "attempt", "url", "status_code", "succeeded")
     list_filter = ("succeeded",)
     search_fields = ("run__id", "url")
+
+
+# --- Webhook endpoints and their delivery log (DESIGN §9) ---
+
+
+class WebhookEndpointForm(SameCompanyForm):
+    """The endpoint's fields, with the URL and the subscription checked by the service's own
+    rules (`services.clean_webhook_fields`) so a refused one is an error on its field, not a
+    message after a lost form."""
+
+    events = forms.MultipleChoiceField(
+        choices=[(ALL, "every event (*)"), *((name, name) for name in EVENT_TYPES)],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("company", "url", "events", "description", "active")
+
+    def clean(self):
+        cleaned = super().clean()
+        # Only what the save will send: the service checks changed fields, so an endpoint
+        # whose URL a later rule refuses may still have its description edited.
+        adding = self.instance._state.adding
+        fields = {
+            name: cleaned[name]
+            for name in ("url", "events")
+            if name in cleaned and (adding or name in self.changed_data)
+        }
+        try:
+            services.clean_webhook_fields(fields)
+        except ValidationFailed as exc:
+            details = exc.details if isinstance(exc.details, dict) else {None: exc.message}
+            for name, errors in details.items():
+                self.add_error(name if name in self.fields else None, errors)
+        return cleaned
+
+
+class WebhookDeliveryInline(ReadOnlyInline):
+    """The endpoint's newest attempts; the whole log is the deliveries' changelist."""
+
+    model = WebhookDelivery
+    shown = 20
+    fields = (
+        "created_at",
+        "event_type",
+        "event_id",
+        "attempt",
+        "status",
+        "response_status",
+        "duration_ms",
+        "error",
+        "next_attempt_at",
+    )
+    readonly_fields = fields
+    show_change_link = True
+    verbose_name_plural = f"delivery log (newest {shown})"
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
+    """Endpoints save and delete through the webhook services. The signing secret is never on a
+    page: it is shown once, in the message after creation or after "Rotate secret"."""
+
+    form = WebhookEndpointForm
+    list_display = ("url", "company", "events", "active", "disabled_reason", "created_at")
+    list_filter = ("active", ("company", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("url",)
+    list_select_related = ("company",)
+    readonly_fields = ("id", "disabled_reason", "delivery_log", "created_at", "updated_at")
+    add_fields = ("company", "url", "events", "description", "active")
+    fields = (
+        "id",
+        "company",
+        "url",
+        "events",
+        "description",
+        ("active", "disabled_reason"),
+        "delivery_log",
+        ("created_at", "updated_at"),
+    )
+    inlines = [WebhookDeliveryInline]
+    actions = ["reenable_selected", "ping_selected", "rotate_secret"]
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else super().get_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, WebhookDeliveryInline) and obj is not None:
+            # A busy endpoint has thousands of attempts: the page shows the newest few.
+            newest = obj.deliveries.order_by("-created_at", "-id").values("pk")[: inline.shown]
+            kwargs["queryset"] = kwargs["queryset"].filter(pk__in=newest)
+        return kwargs
+
+    @admin.display(description="delivery log")
+    def delivery_log(self, endpoint: WebhookEndpoint):
+        url = reverse("admin:agents_webhookdelivery_changelist")
+        count = endpoint.deliveries.count()
+        return format_html(
+            '<a href="{}?endpoint__id__exact={}">All {} deliveries</a>', url, endpoint.pk, count
+        )
+
+    def get_deleted_objects(self, objs, request):
+        # The log goes with its endpoint (the service deletes both): deleting an endpoint
+        # needs no permission to delete log rows, which no one has.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        perms_needed.discard(WebhookDelivery._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def create(self, request, form):
+        return services.webhook_create(
+            actor=board_actor(request.user),
+            company=form.cleaned_data["company"],
+            data=self.model_data(form, "company"),
+        )
+
+    def update(self, request, obj, changes, form):
+        return services.webhook_update(
+            actor=board_actor(request.user), webhook=obj, changes=changes
+        )
+
+    def delete(self, actor, obj):
+        services.webhook_delete(actor=actor, webhook=obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self._show_secret(request, obj)
+        return super().response_add(request, obj, post_url_continue)
+
+    def _show_secret(self, request, endpoint: WebhookEndpoint) -> None:
+        self.message_user(
+            request,
+            f"Signing secret of {endpoint.url}: {endpoint.secret} (shown this once: copy it now;"
+            " rotate it if it is lost).",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Re-enable the selected endpoints", permissions=["change"])
+    def reenable_selected(self, request, queryset):
+        actor = board_actor(request.user)
+        enabled = 0
+        for endpoint in queryset:
+            try:
+                was_active = endpoint.active
+                saved = services.webhook_update(
+                    actor=actor, webhook=endpoint, changes={"active": True}
+                )
+                enabled += saved.active and not was_active
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{endpoint}: {refusal_message(exc)}", messages.ERROR)
+        self.message_user(request, f"{enabled} endpoint(s) re-enabled.", messages.SUCCESS)
+
+    @admin.action(description="Send a test ping to the selected endpoints", permissions=["change"])
+    def ping_selected(self, request, queryset):
+        actor = board_actor(request.user)
+        queued = 0
+        for endpoint in queryset:
+            try:
+                services.webhook_test(actor=actor, webhook=endpoint)
+                queued += 1
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{endpoint}: {refusal_message(exc)}", messages.ERROR)
+        self.message_user(request, f"Test ping queued to {queued} endpoint(s).", messages.SUCCESS)
+
+    @admin.action(description="Rotate the signing secret (one endpoint)", permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        endpoints = list(queryset[:2])
+        if len(endpoints) != 1:
+            # Each new secret is shown once: one endpoint at a time, so none is missed.
+            self.message_user(request, "Select exactly one endpoint to rotate.", messages.ERROR)
+            return
+        try:
+            endpoint = services.webhook_rotate_secret(
+                actor=board_actor(request.user), webhook=endpoints[0]
+            )
+        except SERVICE_REFUSALS as exc:
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+            return
+        self._show_secret(request, endpoint)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
+    """The delivery log: written only by the worker and the webhook services."""
+
+    list_display = (
+        "created_at",
+        "endpoint",
+        "event_type",
+        "event_id",
+        "attempt",
+        "status",
+        "response_status",
+        "duration_ms",
+        "error",
+        "next_attempt_at",
+    )
+    list_filter = ("status", "event_type", ("endpoint", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("event_id", "endpoint__url")
+    list_select_related = ("endpoint",)
+    actions = ["redeliver_selected"]
+
+    def has_redeliver_permission(self, request) -> bool:
+        # Redelivering writes to the endpoint's log: who may change endpoints may do it (the
+        # service still checks the seat).
+        return request.user.has_perm("agents.change_webhookendpoint")
+
+    @admin.action(description="Redeliver the selected events now", permissions=["redeliver"])
+    def redeliver_selected(self, request, queryset):
+        actor = board_actor(request.user)
+        queued = 0
+        for delivery in queryset.order_by("created_at", "id"):
+            try:
+                services.webhook_redeliver(actor=actor, delivery=delivery)
+                queued += 1
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{delivery}: {refusal_message(exc)}", messages.ERROR)
+        self.message_user(request, f"{queued} redelivery(ies) queued.", messages.SUCCESS)
