@@ -164,6 +164,8 @@ def _previous(
     elif "assigneeAgentId" in changes and issue.status == Status.TODO:
         # Assigning todo work moves it from queued to assigned on `/v1`.
         old["status"] = task_state(issue.status, changes["assigneeAgentId"]["from"] is not None)
+    if issue.status_reason != issue.status_reason_as_loaded:  # set by the services, not logged
+        old["statusReason"] = issue.status_reason_as_loaded or None
     return {field: value for field, value in old.items() if value != task.get(field)}
 
 
@@ -211,12 +213,25 @@ def emit_issue_event(
     event_type = event_type_for(action, details)
     if event_type is None:
         return None
+    if event_type == "issue.commented" and _from_holding_run(actor, issue):
+        event_type = "issue.progress"  # the run working on it says how it goes
     task = _task(issue)
-    data = {
-        "task": task,
-        "previous": _previous(issue, task, _changes(details), details.get("runId")),
-    }
+    previous = (
+        {}  # nothing was there before
+        if event_type == "issue.created"
+        else _previous(issue, task, _changes(details), details.get("runId"))
+    )
+    data = {"task": task, "previous": previous}
+    issue.status_reason_as_loaded = issue.status_reason  # the next change's `previous` starts here
     return _write(event_type=event_type, company_id=issue.company_id, actor=actor, data=data)
+
+
+def _from_holding_run(actor: Actor, issue: Issue) -> bool:
+    return (
+        actor.run_id is not None
+        and issue.status == Status.IN_PROGRESS
+        and issue.checkout_run_id == actor.run_id
+    )
 
 
 def emit_logged_change(*, actor: Actor, entity: Any, activity: Any) -> Event | None:

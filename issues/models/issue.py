@@ -276,6 +276,16 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.identifier} {self.title}"
 
+    # The reason as read from the database: the services set `status_reason` without logging
+    # it, and an event's `previous` names the old one (`issues.events`).
+    status_reason_as_loaded = ""
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        issue = super().from_db(db, field_names, values)
+        issue.status_reason_as_loaded = issue.__dict__.get("status_reason", "")
+        return issue
+
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES

@@ -104,7 +104,7 @@ CASES = {
     ),
     "issue.reassigned": (
         assigned, "board", "post", "reassign", lambda ctx: {"toAgentId": ctx["peer"]},
-        lambda ctx: {"assignedAgentId": ctx["agent"]},
+        lambda ctx: {"assignedAgentId": ctx["agent"], "statusReason": None},
     ),
     "issue.started": (
         assigned, "agent", "post", "runs", lambda ctx: {},
@@ -255,14 +255,18 @@ def test_assigning_and_reassigning_through_api_are_their_events(board, company, 
     )
 
 
-def test_a_checkout_through_api_is_issue_started(company, agent):
-    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
-    run = factories.HeartbeatRunFactory(
+def live_run(agent):
+    return factories.HeartbeatRunFactory(
         agent=agent,
         status="running",
         started_at=timezone.now(),
         lease_expires_at=timezone.now() + timedelta(minutes=5),
     )
+
+
+def test_a_checkout_through_api_is_issue_started(company, agent):
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    run = live_run(agent)
     key = factories.AgentApiKeyFactory(agent=agent).token
     with running_receiver() as receiver:
         hook = endpoint(company, receiver.url)
@@ -279,6 +283,30 @@ def test_a_checkout_through_api_is_issue_started(company, agent):
         {"status": "assigned", "currentRunId": None},
     )
     assert event["data"]["task"]["currentRunId"] == run.pk
+
+
+def test_a_comment_from_the_run_holding_it_through_api_is_issue_progress(company, agent, peer):
+    run, other_run = live_run(agent), live_run(peer)
+    issue = factories.IssueFactory(
+        company=company, status=Status.IN_PROGRESS, assignee_agent=agent, checkout_run=run
+    )
+    holder = client_for(factories.AgentApiKeyFactory(agent=agent).token, run_id=run.pk)
+    bystander = client_for(factories.AgentApiKeyFactory(agent=peer).token, run_id=other_run.pk)
+    with running_receiver() as receiver:
+        hook = endpoint(company, receiver.url)
+        for client in (holder, bystander):
+            response = client.post(
+                f"/api/issues/{issue.pk}/comments", {"body": "half way"}, format="json"
+            )
+            assert response.status_code == 201, response.json()
+        settle()
+
+    progress, commented = sorted(
+        received(receiver, hook), key=lambda event: event["runId"] != run.pk
+    )
+    assert (progress["type"], progress["runId"]) == ("issue.progress", run.pk)
+    assert (commented["type"], commented["runId"]) == ("issue.commented", other_run.pk)
+    assert progress["data"]["task"]["currentRunId"] == run.pk
 
 
 def test_a_title_patch_through_api_is_issue_updated_with_the_old_title(board, company):
