@@ -128,6 +128,17 @@ class CompanyScopedAdmin(admin.options.BaseModelAdmin):
         ids = member_company_ids(request.user)
         return queryset.filter(**{f"{self.company_lookup}__in": ids})
 
+    def get_list_filter(self, request):
+        # A plain filter on a relation offers every row of the related model, so staff would read
+        # other companies' names in it: offer only the ones this admin's (scoped) rows point at.
+        def scoped(entry):
+            plain = isinstance(entry, str) and "__" not in entry
+            if plain and self.model._meta.get_field(entry).is_relation:
+                return (entry, admin.RelatedOnlyFieldListFilter)
+            return entry
+
+        return [scoped(entry) for entry in super().get_list_filter(request)]
+
     def get_object(self, request, object_id, from_field=None):
         # An id in the admin's URL may be written in either wire form (a UUID pasted from a
         # Paperclip client finds the same row); anything else is looked up as Django would.

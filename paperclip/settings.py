@@ -150,6 +150,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Messages wait in the session, not in a cookie: a webhook's signing secret is shown once in one.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
 ROOT_URLCONF = "paperclip.urls"
 WSGI_APPLICATION = "paperclip.wsgi.application"
 

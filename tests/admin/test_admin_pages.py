@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from companies.models import ActivityEvent, Company, Membership
@@ -92,3 +93,27 @@ def test_adding_a_company_allocates_a_prefix_and_seats_its_creator(staff, admin_
     assert company.issue_prefix == "INI"
     assert Membership.objects.get(company=company).user == admin_user
     assert ActivityEvent.objects.get(company=company).action == "company.created"
+
+
+@pytest.mark.parametrize(
+    "model",
+    [model for model in MODELS if "company" in admin.site._registry[model].list_filter],
+    ids=lambda model: model._meta.label,
+)
+def test_a_company_filter_names_only_the_staff_members_companies(client, company, model):
+    """Another company's name is never shown, not even as a filter choice."""
+    factories.CompanyFactory(name="Elsewhere Incorporated")
+    member = factories.UserFactory(is_staff=True)
+    factories.MembershipFactory(user=member, company=company)
+    opts = model._meta
+    member.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label=opts.app_label, codename=f"view_{opts.model_name}"
+        )
+    )
+    client.force_login(member)
+
+    response = client.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+
+    assert response.status_code == 200
+    assert "Elsewhere Incorporated" not in response.content.decode()
