@@ -95,3 +95,54 @@ def refused_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/wake"
+
+
+class HangingReceiver(Receiver):
+    """Records the first request, then holds it open without an answer until `release()`, so the
+    sender is provably mid-delivery while `in_flight` is set; later requests are answered as by
+    `Receiver`. Stopping it releases a request still held."""
+
+    def __init__(self, statuses: Iterable[int] = ()) -> None:
+        self.in_flight = threading.Event()
+        self._released = threading.Event()
+        self._held = False
+        super().__init__(statuses)
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+        answering = super()._handler_class()
+
+        class Handler(answering):
+            def do_POST(self) -> None:
+                with receiver._lock:
+                    first, receiver._held = not receiver._held, True
+                if not first:
+                    super().do_POST()
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                with receiver._lock:
+                    receiver.requests.append(Received("POST", self.path, headers, body))
+                receiver.in_flight.set()
+                receiver._released.wait()
+                self.close_connection = True  # never answered: the sender gets nothing back
+
+        return Handler
+
+    def stop(self) -> None:
+        self.release()
+        super().stop()
+
+
+@contextmanager
+def hanging_receiver() -> Iterator[HangingReceiver]:
+    """A `HangingReceiver` serving for the duration of the block, shut down afterwards."""
+    receiver = HangingReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
