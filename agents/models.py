@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import NotSupportedError, models
-from django.db.models.functions import Coalesce, Greatest
+from django.db import models
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from companies.models import ActivityEvent, Company, HashedToken
@@ -40,6 +42,35 @@ class Team(OneClockTimestamps, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def this_month() -> tuple[datetime, datetime]:
+    """The current UTC calendar month, [start, end): what monthly budgets count (DESIGN §10)."""
+    start = timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def whole_cents(cents: Decimal) -> int:
+    """Cents as the wire writes them (costs keep fractions of a cent)."""
+    return int(cents.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+class AgentQuerySet(CompanyScopedQuerySet):
+    def with_spend(self):
+        """Each agent with its spend this month (`spent_monthly_cents`), in the same query."""
+        start, end = this_month()
+        in_month = models.Q(cost_events__occurred_at__gte=start, cost_events__occurred_at__lt=end)
+        total = Sum("cost_events__cost_cents", filter=in_month)
+        return self.annotate(
+            spent_cents_this_month=Coalesce(
+                total, models.Value(0), output_field=models.DecimalField()
+            )
+        )
+
+
+class PauseReason(models.TextChoices):
+    MANUAL = "manual"
+    BUDGET = "budget"
 
 
 class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
@@ -91,12 +122,16 @@ class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     # Signs wake deliveries the Standard Webhooks way (`whsec_...`); shown once, rotatable.
     webhook_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
     budget_monthly_cents = models.PositiveIntegerField(default=0)
-    spent_monthly_cents = models.PositiveIntegerField(default=0)
+    # Why a paused agent is paused: the board (`manual`) or its budget (`budget`, DESIGN §10), whose
+    # stop the board lifts by approving the override or raising the budget.
+    pause_reason = models.CharField(
+        max_length=16, choices=PauseReason.choices, blank=True, default="", editable=False
+    )
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = CompanyScopedQuerySet.as_manager()
+    objects = AgentQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -107,6 +142,16 @@ class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @cached_property
+    def spent_cents_this_month(self) -> Decimal:
+        """What its cost events this month add up to (`AgentQuerySet.with_spend` when read
+        through it, else one query)."""
+        return self.cost_events.between(*this_month()).cents()
+
+    @property
+    def spent_monthly_cents(self) -> int:
+        return whole_cents(self.spent_cents_this_month)
 
     # An agent is "authenticated" when its API key is presented (see agents.authentication).
     is_authenticated = True
@@ -142,14 +187,16 @@ class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
         target=Status.PAUSED,
         custom={"label": "Pause"},
     )
-    def pause(self) -> None:
+    def pause(self, reason: str = PauseReason.MANUAL) -> None:
         """Stop the agent from changing anything; its keys keep read access."""
+        self.pause_reason = reason
 
     @transition(
         field=status, source=Status.PAUSED, target=Status.ACTIVE, custom={"label": "Resume"}
     )
     def resume(self) -> None:
         """Let a paused agent work again."""
+        self.pause_reason = ""
 
     @transition(
         field=status,
@@ -182,58 +229,18 @@ class AgentApiKey(HashedToken):
         return f"{self.token_prefix}… ({self.agent})"
 
 
-class JsonNumber(models.Func):
-    """`column[key]` when it is a JSON number, else NULL (missing, a string, a boolean, null):
-    a run's usage is whatever its agent reported, unchecked."""
-
-    output_field = models.DecimalField()
-
-    def __init__(self, column: str, key: str):
-        super().__init__(models.F(column))
-        self.key = key
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotSupportedError("JsonNumber is written for SQLite and PostgreSQL")
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        column, params = compiler.compile(self.source_expressions[0])
-        path = f'$."{self.key}"'
-        sql = (
-            f"CASE WHEN json_type({column}, %s) IN ('integer', 'real') "
-            f"THEN json_extract({column}, %s) END"
-        )
-        return sql, (*params, path, *params, path)
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        column, params = compiler.compile(self.source_expressions[0])
-        sql = (
-            f"CASE WHEN jsonb_typeof({column} -> %s) = 'number' THEN ({column} ->> %s)::numeric END"
-        )
-        return sql, (*params, self.key, *params, self.key)
-
-
 def run_cost() -> dict[str, models.Expression]:
-    """What a run cost, from the usage its agent reported (`/api` finish, DESIGN §10): `costUsd`,
-    else `costCents` / 100, else nothing; its input and output tokens. A value that is not a
-    number counts as nothing, and so does a negative one: a run never gives budget back.
+    """What a run cost: the sum of its cost events (DESIGN §10; a run's finish with `usage`
+    records one), in USD, and its input and output tokens. In SQL, so a page of runs reads it in
+    its own query (`HeartbeatRunQuerySet.with_cost`, `HeartbeatRun.cost`)."""
 
-    The one statement of that rule, in SQL so a sum over many runs is one query: a run's `cost`
-    (`HeartbeatRunQuerySet.with_cost`) and a task's spent (`IssueQuerySet.with_spent`) read it.
-    """
-    nothing = models.Value(Decimal(0))
-
-    def at_least_nothing(*amounts: models.Expression) -> models.Expression:
-        first = Coalesce(*amounts, nothing, output_field=models.DecimalField())
-        return Greatest(first, nothing, output_field=models.DecimalField())
+    def total(column: str, output_field: models.Field) -> models.Expression:
+        return Coalesce(Sum(f"costs__{column}"), models.Value(0), output_field=output_field)
 
     return {
-        "cost_usd": at_least_nothing(
-            JsonNumber("usage", "costUsd"),
-            # A product, not a quotient: SQLite divides integers as integers.
-            JsonNumber("usage", "costCents") * models.Value(Decimal("0.01")),
-        ),
-        "cost_input_tokens": at_least_nothing(JsonNumber("usage", "inputTokens")),
-        "cost_output_tokens": at_least_nothing(JsonNumber("usage", "outputTokens")),
+        "cost_usd": total("cost_cents", models.DecimalField()) * models.Value(Decimal("0.01")),
+        "cost_input_tokens": total("input_tokens", models.BigIntegerField()),
+        "cost_output_tokens": total("output_tokens", models.BigIntegerField()),
     }
 
 

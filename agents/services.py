@@ -83,6 +83,11 @@ def agent_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Age
 @transaction.atomic
 def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agent:
     ensure_board(actor, agent.company_id)
+    changes = dict(changes)
+    if "budget_monthly_cents" in changes:  # first: it locks the company before the agent
+        from issues.services.costs import budget_set  # costs build on agents
+
+        budget_set(actor=actor, row=agent, cents=changes.pop("budget_monthly_cents"))
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if "reports_to" in changes:
         validate_reports_to(agent, changes["reports_to"])
@@ -97,25 +102,29 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
     return agent
 
 
-def _transition(actor: Actor, agent: Agent, name: str, action: str) -> Agent:
+def transition_agent(actor: Actor, agent: Agent, name: str, action: str, *args: Any) -> Agent:
+    """Move the agent along its lifecycle (`Agent.pause(reason)`, ...), on its locked row."""
     ensure_board(actor, agent.company_id)
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     previous = agent.status
-    getattr(agent, name)()
+    getattr(agent, name)(*args)
     agent.save()
-    log_change(actor, agent, action, {"status": {"from": previous, "to": agent.status}})
+    details = {"status": {"from": previous, "to": agent.status}}
+    if agent.pause_reason:
+        details["pauseReason"] = agent.pause_reason
+    log_change(actor, agent, action, details)
     return agent
 
 
 @transaction.atomic
 def agent_pause(*, actor: Actor, agent: Agent) -> Agent:
     """Pause an agent: its keys keep read access but may not change anything."""
-    return _transition(actor, agent, "pause", "agent.paused")
+    return transition_agent(actor, agent, "pause", "agent.paused")
 
 
 @transaction.atomic
 def agent_resume(*, actor: Actor, agent: Agent) -> Agent:
-    agent = _transition(actor, agent, "resume", "agent.resumed")
+    agent = transition_agent(actor, agent, "resume", "agent.resumed")
     agent_available(agent)
     return agent
 
@@ -123,7 +132,7 @@ def agent_resume(*, actor: Actor, agent: Agent) -> Agent:
 @transaction.atomic
 def agent_terminate(*, actor: Actor, agent: Agent) -> Agent:
     """Terminate an agent for good and revoke every key it has."""
-    agent = _transition(actor, agent, "terminate", "agent.terminated")
+    agent = transition_agent(actor, agent, "terminate", "agent.terminated")
     agent.api_keys.active().update(revoked_at=timezone.now())
     return agent
 
@@ -230,7 +239,10 @@ def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
 @transaction.atomic
 def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """Renew (and count) the lease of a live run. A run the board cancelled answers
-    `cancelRequested`."""
+    `cancelRequested`, even to an agent that may change nothing now (its budget stopped it)."""
+    told_to_stop = run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at
+    if told_to_stop and actor.is_agent and run.agent_id == actor.agent.pk:
+        return run
     _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
@@ -278,6 +290,10 @@ def run_finish(
     run.error = error
     run.save()
     log_change(actor, run, "run.finished", {"status": {"from": previous, "to": run.status}})
+    if run.usage:
+        from issues.services.costs import record_run_usage  # issues builds on agents
+
+        record_run_usage(actor, run, run.usage)
     return run
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.delivery import deliver_wake
 from agents.models import Agent, HeartbeatRun, WakeupRequest
+from paperclip.access import refuse_spent_budget
 from paperclip.actors import Actor
 from paperclip.errors import Conflict
 
@@ -20,6 +21,7 @@ Source = HeartbeatRun.Source
 
 
 def ensure_wakeable(agent: Agent) -> None:
+    refuse_spent_budget(agent)
     if not agent.can_mutate:
         raise Conflict(
             f"Agent is {agent.status} and cannot be woken",

@@ -159,6 +159,12 @@ def company_create(
 def company_update(*, actor: Actor, company: Company, changes: dict[str, Any]) -> Company:
     ensure_board(actor, company.pk)
     company = Company.objects.select_for_update().get(pk=company.pk)
+    changes = dict(changes)
+    if "budget_monthly_cents" in changes:  # a budget has consequences (DESIGN §10)
+        from issues.services.costs import budget_set  # costs build on companies
+
+        budget_set(actor=actor, row=company, cents=changes.pop("budget_monthly_cents"))
+        company.refresh_from_db()
     save_changes(actor, company, changes)
     return company
 

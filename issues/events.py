@@ -29,6 +29,8 @@ nothing left returns at once, and each dispatch also takes whatever earlier ones
 
 Approval and agent events keep it simple: `data` carries the approval or the agent (a few of its
 fields, `/v1` ids) instead of `task`, and `previous` its old status when it changed.
+`budget.breached` carries `data.budget`: `{scope: company|agent|task, id, level: soft|hard,
+budgetCents, spentCents}` (and the task, for a task's budget).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ EVENT_FOR_ACTION: dict[str, str] = {
     "agent.paused": "agent.paused",
     "agent.resumed": "agent.resumed",
     "agent.terminated": "agent.terminated",
+    "budget.breached": "budget.breached",
 }
 
 # An `issue.updated` (`/api` PATCH, the admin) that moved the status is the event of where it
@@ -222,6 +225,8 @@ def emit_issue_event(
         else _previous(issue, task, _changes(details), details.get("runId"))
     )
     data = {"task": task, "previous": previous}
+    if event_type == "budget.breached":
+        data["budget"] = details
     issue.status_reason_as_loaded = issue.status_reason  # the next change's `previous` starts here
     return _write(event_type=event_type, company_id=issue.company_id, actor=actor, data=data)
 
@@ -240,6 +245,9 @@ def emit_logged_change(*, actor: Actor, entity: Any, activity: Any) -> Event | N
     event_type = event_type_for(activity.action, activity.details)
     if event_type is None:
         return None
+    if event_type == "budget.breached":  # a company's or an agent's budget (DESIGN §10)
+        data = {"budget": activity.details, "previous": {}}
+        return _write(event_type=event_type, company_id=activity.company_id, actor=actor, data=data)
     if isinstance(entity, Approval):
         data: dict[str, Any] = {"approval": _approval(entity)}
     elif isinstance(entity, Agent):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paperclip.actors import Actor
-from paperclip.errors import NotAllowed, Unprocessable, validation_error
+from paperclip.errors import Conflict, NotAllowed, Unprocessable, validation_error
 from paperclip.ids import parse_id
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def ensure_can_write(actor: Actor, company_id: str, *, check_run: bool = True) -
     own (a finished, cancelled, timed-out or expired run → 422).
     """
     if actor.is_agent and not actor.agent.can_mutate:
+        refuse_spent_budget(actor.agent)
         raise NotAllowed("Agent is not active")
     if not actor.sees_company(company_id):
         raise NotAllowed()
@@ -30,6 +31,16 @@ def ensure_can_write(actor: Actor, company_id: str, *, check_run: bool = True) -
         raise NotAllowed("Your membership in this company is read-only")
     if check_run:
         ensure_live_run(actor)
+
+
+def refuse_spent_budget(agent: Agent) -> None:
+    """An agent its budget stopped is told so (409), whatever it tries (DESIGN §10)."""
+    if agent.status == "paused" and agent.pause_reason == "budget":
+        raise Conflict(
+            "Budget exhausted",
+            code="budget_exhausted",
+            details={"agentId": agent.pk, "pauseReason": "budget"},
+        )
 
 
 def ensure_board(actor: Actor, company_id: str) -> None:

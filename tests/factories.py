@@ -11,7 +11,9 @@ from django.utils import timezone
 from agents.delivery import new_webhook_secret
 from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WebhookDelivery, WebhookEndpoint
 from companies.models import BoardToken, Company, Membership, User, hash_token, new_secret
-from issues.models import Comment, Goal, Issue, Label, Project
+from issues.models import Comment, CostEvent, Goal, Issue, Label, Project
+from issues.services.costs import record_run_usage
+from paperclip.actors import SYSTEM
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -103,10 +105,17 @@ class AgentApiKeyFactory(HashedTokenFactory):
 class HeartbeatRunFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = HeartbeatRun
+        skip_postgeneration_save = True
 
     agent = factory.SubFactory(AgentFactory)
     company = factory.SelfAttribute("agent.company")
     lease_expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=5))
+
+    @factory.post_generation
+    def report_usage(run, create, extracted, **kwargs):
+        """A run made with `usage` has reported it, as its finish does: its cost event."""
+        if create and run.usage:
+            record_run_usage(SYSTEM, run, run.usage)
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):
@@ -186,3 +195,18 @@ class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
     event_id = factory.Sequence(lambda n: f"evt_{n:026d}")
     event_type = "issue.created"
     payload = factory.LazyAttribute(lambda d: {"id": d.event_id, "type": d.event_type})
+
+
+class CostEventFactory(factory.django.DjangoModelFactory):
+    """A cost as reported (`POST .../cost-events`), without the budget checks a report makes."""
+
+    class Meta:
+        model = CostEvent
+
+    agent = factory.SubFactory(AgentFactory)
+    company = factory.SelfAttribute("agent.company")
+    provider = "anthropic"
+    model = "claude-sonnet-4"
+    input_tokens = 1000
+    output_tokens = 200
+    cost_cents = 10

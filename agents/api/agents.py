@@ -145,6 +145,9 @@ class AgentViewSet(ScopedViewSet):
     serializer_class = AgentSerializer
     ordering_keys = (("name", False), ("id", False))
 
+    def get_queryset(self):
+        return super().get_queryset().with_spend()  # `spentMonthlyCents`, no query per agent
+
     @extend_schema(responses=AgentMeSerializer)
     @action(detail=False, methods=["get"])
     def me(self, request):

@@ -7,6 +7,7 @@ the code may keep importing them from `issues.models`.
 from issues.models.approvals import Approval, ApprovalComment
 from issues.models.attachments import Attachment
 from issues.models.comments import Comment
+from issues.models.costs import CostEvent
 from issues.models.documents import (
     DOCUMENT_BODY_MAX,
     DOCUMENT_KEY,
@@ -43,6 +44,7 @@ __all__ = [
     "ApprovalComment",
     "Attachment",
     "Comment",
+    "CostEvent",
     "Document",
     "DocumentRevision",
     "Event",

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
-from agents.models import Agent, HeartbeatRun, Team, run_cost
+from agents.models import Agent, HeartbeatRun, Team
 from companies.models import Company
 from issues.models.records import Goal, Label, Project
 from paperclip.ids import PrefixedIdField, parse_id
@@ -127,21 +127,20 @@ class IssueQuerySet(CompanyScopedQuerySet):
         )
 
     def with_spent(self):
-        """Each task with what it has spent (`spent_usd`, DESIGN §8): the cost (`run_cost`) of
-        the runs that claimed it, summed in SQL, so a list reads it in its own query and
-        `Issue.spent_usd` needs none."""
-        claims = (
-            HeartbeatRun.objects.claims_of(OuterRef("pk"))
+        """Each task with what it has spent (`spent_usd`, DESIGN §8, §10): the sum of its cost
+        events in USD, in SQL, so a list reads it in its own query and `Issue.spent_usd` needs
+        none."""
+        from issues.models.costs import CostEvent  # defined beside, after this module
+
+        costs = (
+            CostEvent.objects.filter(issue=OuterRef("pk"))
             .order_by()
             .values("issue_id")
-            .annotate(total=Sum(run_cost()["cost_usd"]))
+            .annotate(total=Sum("cost_cents"))
             .values("total")
         )
-        return self.annotate(
-            spent_usd=Coalesce(
-                Subquery(claims), Value(Decimal(0)), output_field=models.DecimalField()
-            )
-        )
+        spent = Coalesce(Subquery(costs), Value(Decimal(0)), output_field=models.DecimalField())
+        return self.annotate(spent_usd=spent * Value(Decimal("0.01")))
 
     def with_list_relations(self):
         """Everything the issue serializer reads, in a fixed number of queries.

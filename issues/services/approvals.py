@@ -17,6 +17,7 @@ from issues.models import (
     ApprovalComment,
     Issue,
 )
+from issues.services.costs import lift_stop
 from issues.services.relations import check_same_company
 from issues.services.rows import log
 from paperclip.access import ensure_board, ensure_can_write, refuse_other_caller
@@ -27,6 +28,8 @@ from paperclip.errors import (
     ValidationFailed,
 )
 from paperclip.naming import camel
+
+BUDGET_OVERRIDE = Approval.Type.BUDGET_OVERRIDE_REQUIRED
 
 DECISIONS = {
     "approve": Approval.Status.APPROVED,
@@ -191,6 +194,7 @@ def approval_decide(
 
     Approving a hire_agent approval hires the agent its payload describes, in this transaction,
     and records it as `payload.agentId`; the row lock and the early return make that once.
+    Approving a budget override resumes the agents the budget stopped (`costs.lift_stop`).
 
     The requesting agent is woken with the approval id, its status and the linked issues.
     """
@@ -205,6 +209,8 @@ def approval_decide(
     hired = None
     if target == Approval.Status.APPROVED and approval.type == Approval.Type.HIRE_AGENT:
         hired = _hire(actor, approval)
+    if target == Approval.Status.APPROVED and approval.type == BUDGET_OVERRIDE:
+        lift_stop(actor, approval)
     approval.decided_by_user = actor.user
     approval.decision_note = note
     approval.save()

@@ -35,7 +35,7 @@ def test_pause_button_pauses_through_the_service(staff, agent, admin_user):
     assert agent.status == Agent.Status.PAUSED
     event = ActivityEvent.objects.get(action="agent.paused")
     assert (event.actor_id, event.entity_id) == (admin_user.pk, agent.pk)
-    assert event.details == {"status": {"from": "active", "to": "paused"}}
+    assert event.details == {"status": {"from": "active", "to": "paused"}, "pauseReason": "manual"}
 
 
 def test_resume_on_an_active_agent_is_refused(staff, agent):

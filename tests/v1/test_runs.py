@@ -150,8 +150,7 @@ def test_the_tasks_spent_is_the_cost_of_its_attempts_as_each_run_shows_it(
     attempt(agent, issue, 2, usage={"costCents": 25, "inputTokens": 10, "outputTokens": 2})
     attempt(agent, issue, 3, usage={"costUsd": "lots", "costCents": False})  # nothing
     attempt(agent, issue, 4, usage={"costUsd": -5, "inputTokens": -1})  # gives nothing back
-    # A wake that never claimed the task, and a claim of another task: not its spending.
-    factories.HeartbeatRunFactory(agent=agent, issue_id=issue.pk, usage={"costUsd": 100})
+    # A claim of another task: not its spending.
     other = factories.IssueFactory(company=company)
     attempt(agent, other, 1, usage={"costUsd": 100})
 

@@ -245,9 +245,7 @@ def test_the_list_is_a_fixed_number_of_queries(board, company, agent, django_ass
         issue = factories.IssueFactory(company=company, assignee_agent=agent, status=Status.TODO)
         issue.labels.set([factories.LabelFactory(company=company)])
         issue.dependencies.set([factories.IssueFactory(company=company)])
-        factories.HeartbeatRunFactory(
-            agent=agent, issue_id=issue.pk, fencing_token=1, usage={"costUsd": 1}
-        )
+        factories.CostEventFactory(agent=agent, issue=issue, cost_cents=100)
 
     # SAVEPOINT (the request's transaction), the board token, the caller's memberships, the
     # company, one page of tasks (each with its run holding it and what its runs cost, in
