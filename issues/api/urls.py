@@ -1,6 +1,7 @@
 from issues.api.approvals import ApprovalViewSet
 from issues.api.attachments import AttachmentViewSet
 from issues.api.comments import CommentViewSet
+from issues.api.costs import CostEventViewSet, CostRollupViewSet
 from issues.api.documents import DocumentViewSet
 from issues.api.inbox import InboxViewSet
 from issues.api.issues import IssueActivityViewSet, IssueViewSet
@@ -130,4 +131,29 @@ urlpatterns += [
     ],
     route(rf"projects/(?P<pk>{ID})/pause", ProjectViewSet.as_view({"post": "pause"})),
     route(rf"projects/(?P<pk>{ID})/resume", ProjectViewSet.as_view({"post": "resume"})),
+]
+
+# Costs (DESIGN §10)
+COST_ROLLUPS = {
+    "summary": "summary",
+    "by-agent": "by_agent",
+    "by-project": "by_project",
+    "by-issue": "by_issue",
+    "by-model": "by_model",
+}
+
+urlpatterns += [
+    route(
+        rf"companies/(?P<company_pk>{ID})/cost-events",
+        CostEventViewSet.as_view({"get": "list", "post": "create"}),
+        name="company-cost-events",
+    ),
+    *[
+        route(
+            rf"companies/(?P<company_pk>{ID})/costs/{path}",
+            CostRollupViewSet.as_view({"get": verb}),
+            name=f"company-costs-{path}",
+        )
+        for path, verb in COST_ROLLUPS.items()
+    ],
 ]
