@@ -18,6 +18,7 @@ from agents.models import (
     Agent,
     AgentApiKey,
     HeartbeatRun,
+    PauseReason,
     Team,
     WebhookDelivery,
     WebhookEndpoint,
@@ -26,7 +27,7 @@ from agents.wakeups import ensure_wakeable, wake
 from companies.models import Company, hash_token, new_secret
 from companies.services import log_change, save_changes
 from paperclip.access import ensure_board, ensure_can_write, ensure_self_or_board
-from paperclip.actors import Actor
+from paperclip.actors import SYSTEM, Actor
 from paperclip.availability import agent_available
 from paperclip.errors import Conflict, NotAllowed, ValidationFailed, validation_error
 from paperclip.targets import TargetRefused
@@ -240,9 +241,16 @@ def run_start(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
 def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """Renew (and count) the lease of a live run. A run the board cancelled answers
     `cancelRequested`, even to an agent that may change nothing now (its budget stopped it)."""
-    told_to_stop = run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at
-    if told_to_stop and actor.is_agent and run.agent_id == actor.agent.pk:
-        return run
+    if actor.is_agent and run.agent_id == actor.agent.pk:
+        told_to_stop = run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at
+        if told_to_stop:
+            return run
+        if actor.agent.pause_reason == PauseReason.BUDGET and actor.agent.status == "paused":
+            # Its budget stopped the agent while this run's own request held it: stop it now.
+            run = _lock_run(run)
+            if not run.is_terminal:
+                stop_run(SYSTEM, run, BUDGET_EXHAUSTED)
+            return run
     _ensure_runs_own(actor, run)
     run = _lock_run(run)
     if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
@@ -304,12 +312,21 @@ def run_cancel(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     run = _lock_run(run)
     if run.is_terminal:
         raise _finished_conflict(run)
+    stop_run(actor, run, "cancelled_by_board", lease_reason="cancelled")
+    return run
+
+
+BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+def stop_run(actor: Actor, run: HeartbeatRun, reason: str, *, lease_reason: str = "") -> None:
+    """Cancel a live run, locked by the caller: the agent reads `cancelRequested` on its next
+    heartbeat."""
     previous = run.status
-    run.cancel()
-    run.release_lease("cancelled")
+    run.cancel(reason)
+    run.release_lease(lease_reason or reason)
     run.save()
     log_change(actor, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
-    return run
 
 
 @transaction.atomic

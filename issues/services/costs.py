@@ -30,7 +30,7 @@ from typing import Any
 from django.db import transaction
 
 from agents.models import Agent, HeartbeatRun, PauseReason, this_month, whole_cents
-from agents.services import agent_resume, transition_agent
+from agents.services import BUDGET_EXHAUSTED, agent_resume, stop_run, transition_agent
 from companies.models import Company
 from companies.services import log_change
 from issues.models import Approval, CostEvent, Issue
@@ -158,19 +158,26 @@ class Scope:
 
 
 def _lock_scopes(company: Company, agent: Agent, issue: Issue | None) -> list[Scope]:
-    """The scopes with a budget, their rows locked (company, agent, task: one order for all)."""
-    scopes = []
-    company = Company.objects.select_for_update().get(pk=company.pk)
-    if company.budget_monthly_cents:
-        scopes.append(Scope("company", company, Decimal(company.budget_monthly_cents)))
-    agent = Agent.objects.select_for_update().get(pk=agent.pk)
-    if agent.budget_monthly_cents:
-        scopes.append(Scope("agent", agent, Decimal(agent.budget_monthly_cents)))
+    """The scopes with a budget, their rows locked in the order every other writer takes them:
+    the issue (as issue writes do), the company (as issue creation does, after a parent issue),
+    then the agent (as a heartbeat does, after its run). Runs are never waited for: see
+    `_cancel_run`."""
+    task = None
     if issue is not None:
         issue = Issue.objects.select_for_update().get(pk=issue.pk)
         if issue.budget_usd is not None:
-            scopes.append(Scope("task", issue, issue.budget_usd * 100))
-    return scopes
+            task = Scope("task", issue, issue.budget_usd * 100)
+    company = Company.objects.select_for_update().get(pk=company.pk)
+    agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    return [
+        scope
+        for scope in (
+            Scope("company", company, Decimal(company.budget_monthly_cents)),
+            Scope("agent", agent, Decimal(agent.budget_monthly_cents)),
+            task,
+        )
+        if scope is not None and scope.budget_cents
+    ]
 
 
 def breached(scope: Scope, level: str, spent: Decimal) -> None:
@@ -200,14 +207,13 @@ def breached(scope: Scope, level: str, spent: Decimal) -> None:
 
 
 def _cancel_run(run: HeartbeatRun) -> None:
-    run = HeartbeatRun.objects.select_for_update().get(pk=run.pk)
-    if run.is_terminal:
-        return
-    previous = run.status
-    run.cancel("budget_exhausted")
-    run.release_lease("budget_exhausted")
-    run.save()
-    log_change(SYSTEM, run, "run.cancelled", {"status": {"from": previous, "to": run.status}})
+    """Cancel a live run, unless its own request holds it right now (a heartbeat, its finish):
+    waiting for it could deadlock, since a heartbeat then waits for the agent row held here.
+    That request ends soon, and the run's next heartbeat finds its agent stopped
+    (`agents.services.run_heartbeat` cancels it then)."""
+    run = HeartbeatRun.objects.select_for_update(skip_locked=True).filter(pk=run.pk).first()
+    if run is not None and not run.is_terminal:
+        stop_run(SYSTEM, run, BUDGET_EXHAUSTED)
 
 
 def _stop_agent(agent: Agent) -> None:
