@@ -9,10 +9,11 @@ from rest_framework.response import Response
 
 from agents import selectors, services
 from agents.api.runs import WokenRunSerializer
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team
+from agents.models import Agent, AgentApiKey, HeartbeatRun, PauseReason, Team
+from companies.api.companies import BudgetSerializer
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
-from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.viewsets import ScopedViewSet, found
 from paperclip.ids import parse_id
 
 
@@ -37,6 +38,7 @@ class AgentSerializer(CamelModelSerializer):
     team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
     adapter_config = JSONObjectField(required=False)
     permissions = JSONObjectField(required=False)
+    pause_reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Agent
@@ -49,6 +51,7 @@ class AgentSerializer(CamelModelSerializer):
             "reports_to",
             "team_id",
             "status",
+            "pause_reason",
             "capabilities",
             "adapter_type",
             "adapter_config",
@@ -71,6 +74,14 @@ class AgentSerializer(CamelModelSerializer):
         # Name uniqueness is case-insensitive per company; the service checks it with the
         # company known, so the model's constraint is not re-validated here.
         validators: list = []
+
+    @extend_schema_field(
+        {"type": "string", "enum": PauseReason.values, "nullable": True, "readOnly": True}
+    )
+    def get_pause_reason(self, agent: Agent) -> str | None:
+        """Why a paused agent is paused (`manual`: the board; `budget`: its budget stopped
+        it); null when it is not paused."""
+        return (agent.pause_reason or None) if agent.status == Agent.Status.PAUSED else None
 
 
 class AgentCreatedSerializer(AgentSerializer):
@@ -180,6 +191,24 @@ class AgentViewSet(ScopedViewSet):
             actor=self.actor, agent=agent, changes=serializer.validated_data
         )
         return Response(AgentSerializer(agent).data)
+
+    @extend_schema(request=BudgetSerializer, responses=AgentSerializer)
+    @action(detail=True, methods=["patch"])
+    def budgets(self, request, pk: str):
+        """Board only: set the agent's monthly budget (`budgetMonthlyCents`, 0 = none). Raised
+        above this month's spend, a budget stop is lifted (the agent resumes, its pending
+        override is withdrawn); lowered to or below it, the agent stops now (`pauseReason:
+        budget`, one `budget_override_required` approval) (DESIGN §10)."""
+        from issues.services.costs import budget_set  # costs build on agents
+
+        agent = self.get_object()
+        serializer = BudgetSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        budget_set(
+            actor=self.actor, row=agent, cents=serializer.validated_data["budget_monthly_cents"]
+        )
+        # Read again: the stop or the resume changed the agent on rows of their own.
+        return Response(AgentSerializer(found(self.get_queryset().filter(pk=agent.pk))).data)
 
     @extend_schema(request=AgentKeyCreateSerializer, responses={201: AgentKeyCreatedSerializer})
     @action(detail=True, methods=["post"])

@@ -27,6 +27,11 @@ urlpatterns = [
         AgentViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
         name="agent",
     ),
+    route(
+        rf"agents/(?P<pk>{ID})/budgets",
+        AgentViewSet.as_view({"patch": "budgets"}),
+        name="agent-budgets",
+    ),
     *[
         route(rf"agents/(?P<pk>{ID})/{path}", AgentViewSet.as_view({"post": verb}))
         for path, verb in AGENT_VERBS.items()

@@ -12,6 +12,11 @@ urlpatterns = [
         name="company",
     ),
     route(
+        rf"companies/(?P<pk>{ID})/budgets",
+        CompanyViewSet.as_view({"patch": "budgets"}),
+        name="company-budgets",
+    ),
+    route(
         rf"companies/(?P<company_pk>{ID})/activity",
         ActivityViewSet.as_view({"get": "list"}),
         name="company-activity",
