@@ -68,17 +68,39 @@ class TeamAdmin(CompanyScopedAdmin, ServiceAdmin):
 @admin.register(Agent)
 class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     fsm_fields = ["status"]
-    list_display = ("name", "company", "role", "status", "reports_to", "last_heartbeat_at")
+    list_display = (
+        "name",
+        "company",
+        "role",
+        "status",
+        "pause_reason",
+        "spend",
+        "reports_to",
+        "last_heartbeat_at",
+    )
     list_filter = ("status", "role", "company")
     search_fields = ("name", "title")
     list_select_related = ("company", "reports_to")
     readonly_fields = (
         "id",
-        "spent_monthly_cents",
+        "pause_reason",
+        "spend",
         "last_heartbeat_at",
         "created_at",
         "updated_at",
     )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_spend()  # the spend column, no query a row
+
+    @admin.display(description="Spent this month")
+    def spend(self, agent: Agent) -> str:
+        """This month's spend against the monthly budget (DESIGN §10)."""
+        spent = float(agent.spent_cents_this_month) / 100
+        if not agent.budget_monthly_cents:
+            return f"${spent:,.2f} (no budget)"
+        budget = agent.budget_monthly_cents / 100
+        return f"${spent:,.2f} of ${budget:,.2f} ({spent / budget:.0%})"
 
     def has_delete_permission(self, request, obj=None):
         return False  # an agent is terminated, never deleted: the log and issues refer to it

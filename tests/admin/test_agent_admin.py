@@ -114,3 +114,16 @@ def test_the_admin_cannot_store_an_adapter_config_the_api_refuses(staff, agent, 
     agent.refresh_from_db()
     assert agent.adapter_config == {}
     assert not ActivityEvent.objects.filter(action="agent.updated").exists()
+
+
+def test_the_agents_list_and_page_show_this_months_spend_against_the_budget(staff, company):
+    spender = factories.AgentFactory(company=company, name="Spender", budget_monthly_cents=1000)
+    factories.CostEventFactory(agent=spender, cost_cents=250)
+    factories.AgentFactory(company=company, name="Frugal")
+
+    listed = staff.get(reverse("admin:agents_agent_changelist")).content.decode()
+    page = staff.get(change_url(spender)).content.decode()
+
+    assert "$2.50 of $10.00 (25%)" in listed
+    assert "$0.00 (no budget)" in listed
+    assert "$2.50 of $10.00 (25%)" in page
