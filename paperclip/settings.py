@@ -142,6 +142,9 @@ MIDDLEWARE = [
     # /api answers JSON, never an HTML page: refuses a bad Host or a NUL in the URL before any
     # query, and renders what a view (or its transaction) raised.
     "paperclip.api.middleware.ApiEdgeMiddleware",
+    # ETag on every API GET answered 200, If-None-Match → 304 (inside the edge, so a 304 still
+    # carries X-Request-Id and the id is never part of what is hashed).
+    "paperclip.conditional.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
