@@ -1,5 +1,6 @@
 from companies.api.activity import ActivityViewSet
 from companies.api.companies import CompanyViewSet
+from companies.api.dashboard import DashboardViewSet
 from companies.api.users import UserViewSet
 from paperclip.api.viewsets import ID, route
 
@@ -15,6 +16,11 @@ urlpatterns = [
         rf"companies/(?P<pk>{ID})/budgets",
         CompanyViewSet.as_view({"patch": "budgets"}),
         name="company-budgets",
+    ),
+    route(
+        rf"companies/(?P<company_pk>{ID})/dashboard",
+        DashboardViewSet.as_view({"get": "retrieve"}),
+        name="company-dashboard",
     ),
     route(
         rf"companies/(?P<company_pk>{ID})/activity",
