@@ -3,6 +3,7 @@ whose `{id}` would otherwise take "bulk")."""
 
 from __future__ import annotations
 
-from issues.v1 import bulk, comments, runs, tasks
+from issues.v1 import bulk, comments, costs, runs, tasks
 
 urlpatterns = [*bulk.urlpatterns, *tasks.urlpatterns, *comments.urlpatterns, *runs.urlpatterns]
+urlpatterns += costs.urlpatterns
