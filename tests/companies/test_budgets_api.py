@@ -61,7 +61,7 @@ def test_board_sets_the_company_budget_and_reads_it_with_the_spend(board, compan
 
 
 def test_lowering_the_company_budget_below_its_spend_stops_every_agent(board, company, spent):
-    second = factories.AgentFactory(company=company, name="Second")
+    factories.AgentFactory(company=company, name="Second")
 
     response = board.patch(
         f"/api/companies/{company.pk}/budgets", {"budgetMonthlyCents": 1000}, format="json"
