@@ -35,7 +35,7 @@ from companies.models import Company
 from companies.services import log_change
 from issues.models import Approval, CostEvent, Issue
 from issues.services.relations import check_same_company
-from issues.services.rows import log
+from issues.services.rows import lock_issue, log, touch
 from paperclip.access import ensure_board
 from paperclip.actors import SYSTEM, Actor
 from paperclip.errors import NotAllowed, ValidationFailed
@@ -106,6 +106,10 @@ def record_run_usage(actor: Actor, run: HeartbeatRun, usage: dict[str, Any]) -> 
 
 def record(actor: Actor, *, company: Company, agent: Agent, issue: Issue | None = None, **fields):
     """Write one cost and enforce the budgets it counts against (in the caller's transaction)."""
+    if issue is not None:
+        issue = lock_issue(issue)
+        touch(issue)  # its spent changes: a new version, so a new ETag
+        issue.save(update_fields=["version", "updated_at"])
     scopes = _lock_scopes(company, agent, issue)
     event = CostEvent.objects.create(
         company=company,
@@ -163,10 +167,8 @@ def _lock_scopes(company: Company, agent: Agent, issue: Issue | None) -> list[Sc
     then the agent (as a heartbeat does, after its run). Runs are never waited for: see
     `_cancel_run`."""
     task = None
-    if issue is not None:
-        issue = Issue.objects.select_for_update().get(pk=issue.pk)
-        if issue.budget_usd is not None:
-            task = Scope("task", issue, issue.budget_usd * 100)
+    if issue is not None and issue.budget_usd is not None:  # locked by `record`
+        task = Scope("task", issue, issue.budget_usd * 100)
     company = Company.objects.select_for_update().get(pk=company.pk)
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
     return [

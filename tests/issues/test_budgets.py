@@ -316,3 +316,16 @@ def test_a_task_over_its_budget_stops_the_run_holding_it(company, agent):
     )
     assert claim.status_code == 409
     assert claim.json()["error"]["code"] == "budget_exhausted"
+
+
+def test_a_cost_on_a_task_changes_its_etag(board, company, agent):
+    issue = factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
+    url = f"/v1/companies/{company.pk}/issues/{issue.pk}"
+    before = board.get(url)
+
+    spend(agent, 500, issue_id=issue.pk)
+    after = board.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert after["ETag"] != before["ETag"]
+    assert after.json()["data"]["budget"]["spent"] == {"usd": 5.0}
