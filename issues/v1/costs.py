@@ -40,7 +40,7 @@ def moment(value):
     return None if value is None else DateTimeField().to_representation(value)
 
 
-class CostGroupSerializer(serializers.Serializer):
+class V1CostGroupSerializer(serializers.Serializer):
     """One group: its key (`agentId` + `name`, `projectId` + `name`, `taskId` + `identifier` +
     `title`, or `provider` + `model`), its spend and tokens."""
 
@@ -58,7 +58,7 @@ class CostGroupSerializer(serializers.Serializer):
     events = serializers.IntegerField()
 
 
-class CostsSerializer(serializers.Serializer):
+class V1CostsSerializer(serializers.Serializer):
     companyId = serializers.CharField()
     since = DateTimeField(allow_null=True)
     until = DateTimeField(allow_null=True)
@@ -67,18 +67,20 @@ class CostsSerializer(serializers.Serializer):
     inputTokens = serializers.IntegerField()
     outputTokens = serializers.IntegerField()
     events = serializers.IntegerField()
-    groups = CostGroupSerializer(
+    groups = V1CostGroupSerializer(
         many=True, allow_null=True, help_text="Biggest spend first; null without `groupBy`"
     )
 
 
 class CostViewSet(CompanyCostsMixin, V1ViewSet):
+    """One object, not a page: the action is not named `list`, so the schema says so."""
+
     queryset = CostEvent.objects.all()
     pagination_class = None  # a roll-up is answered whole
 
     @extend_schema(
         tags=["v1"],
-        responses=CostsSerializer,
+        responses=V1CostsSerializer,
         parameters=[
             OpenApiParameter(
                 "groupBy", OpenApiTypes.STR, enum=list(GROUP_BY), description="Group the spend"
@@ -86,7 +88,7 @@ class CostViewSet(CompanyCostsMixin, V1ViewSet):
             *window_parameters("since", "until", default="Without either: the current UTC month."),
         ],
     )
-    def list(self, request, company_pk: str):
+    def spend(self, request, company_pk: str):
         """The company's spend in USD over the window, in total and, with `groupBy`, per
         agent, project, task or model (biggest first)."""
         group = request.query_params.get("groupBy")
@@ -117,7 +119,7 @@ class CostViewSet(CompanyCostsMixin, V1ViewSet):
 urlpatterns = [
     route(
         rf"companies/(?P<company_pk>{ID})/costs",
-        CostViewSet.as_view({"get": "list"}),
+        CostViewSet.as_view({"get": "spend"}),
         name="v1-costs",
     ),
 ]
