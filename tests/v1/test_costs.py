@@ -156,3 +156,13 @@ def test_the_costs_are_one_aggregate_query_per_answer(
     # company, the total and the groups (names joined in, no query per row).
     with django_assert_num_queries(7):
         costs(board, company, groupBy="task")
+
+
+def test_the_schema_describes_one_object_in_the_envelope(board):
+    schema = board.get("/api/openapi.json").json()
+    answer = schema["paths"]["/v1/companies/{company_pk}/costs"]["get"]["responses"]["200"]
+
+    data = answer["content"]["application/json"]["schema"]["properties"]["data"]
+    assert data == {"$ref": "#/components/schemas/V1Costs"}
+    groups = schema["components"]["schemas"]["V1Costs"]["properties"]["groups"]
+    assert groups["items"] == {"$ref": "#/components/schemas/V1CostGroup"}
