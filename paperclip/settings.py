@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
         "ProjectStatusEnum": "issues.models.Project.Status",
         "ActorTypeEnum": "agents.v1.whoami.ACTOR_TYPES",
         "ApprovalTypeEnum": "issues.models.Approval.Type",
+        "CostGroupByEnum": "issues.v1.costs.GROUP_BY",
     },
 }
 
