@@ -329,3 +329,26 @@ def test_a_cost_on_a_task_changes_its_etag(board, company, agent):
     assert after.status_code == 200
     assert after["ETag"] != before["ETag"]
     assert after.json()["data"]["budget"]["spent"] == {"usd": 5.0}
+
+
+def test_a_cost_reported_for_last_month_does_not_count_against_this_months_budget(budgeted):
+    last_month = timezone.now().replace(day=1) - timedelta(days=3)
+
+    response = client_for(key_of(budgeted)).post(
+        f"/api/companies/{budgeted.company_id}/cost-events",
+        {
+            "agentId": budgeted.pk,
+            "provider": "anthropic",
+            "model": "claude-sonnet-4",
+            "costCents": 5000,
+            "occurredAt": last_month.isoformat(),
+        },
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
+    budgeted.refresh_from_db()
+    assert (budgeted.status, budgeted.spent_monthly_cents, breaches()) == ("active", 0, [])
+    spend(budgeted, 1000)  # this month's line is still where it was
+    budgeted.refresh_from_db()
+    assert (budgeted.status, budgeted.pause_reason) == ("paused", "budget")
