@@ -385,6 +385,11 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
     lease_renewed_at = models.DateTimeField(null=True, blank=True)
     lease_released_at = models.DateTimeField(null=True, blank=True)
     lease_release_reason = models.CharField(max_length=32, blank=True, default="")
+    # A process-adapter run (agents.process): how its command exited, the end of its output, and
+    # the whole output as a file in storage (`GET /api/heartbeat-runs/{id}/log`).
+    exit_code = models.IntegerField(null=True, blank=True)
+    log_tail = models.TextField(blank=True, default="")
+    log_file = models.FileField(upload_to="run-logs/", blank=True, default="", max_length=200)
 
     objects = HeartbeatRunQuerySet.as_manager()
 
@@ -464,6 +469,12 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
         self.finished_at = timezone.now()
         self.exit_reason = self.exit_reason or outcome
         return outcome
+
+    @transition(field=status, source=Status.RUNNING, target=Status.TIMED_OUT)
+    def time_out(self, reason: str = "timeout") -> None:
+        """The run overran its time (a process past `timeoutSec`) and was stopped."""
+        self.finished_at = timezone.now()
+        self.exit_reason = reason
 
     @transition(field=status, source=[Status.QUEUED, Status.RUNNING], target=Status.CANCELLED)
     def cancel(self, reason: str = "cancelled_by_board") -> None:

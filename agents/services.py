@@ -51,12 +51,43 @@ def validate_adapter_config(config: Any) -> None:
     the admin, a hire."""
     if not isinstance(config, dict):
         raise validation_error("adapterConfig", "Must be a JSON object.")
+    problems = process_config_problems(config)
+    if problems:
+        raise ValidationFailed(details={"adapterConfig": problems})
     if config.get("url") is None:
         return
     try:
         check_delivery_url(config["url"])
     except TargetRefused as exc:
         raise ValidationFailed(details={"adapterConfig": {"url": [exc.reason]}}) from None
+
+
+def process_config_problems(config: dict[str, Any]) -> dict[str, list[str]]:
+    """What is wrong with a process adapter's settings (`agents.process`), by key."""
+
+    def whole(value: Any, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+    checks = {
+        "command": (lambda v: isinstance(v, str) and v.strip() != "", "A non-empty string."),
+        "args": (strings, "A list of strings."),
+        "cwd": (lambda v: isinstance(v, str) and v != "", "A directory path."),
+        "env": (
+            lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in (*v, *v.values())),
+            "An object of string values.",
+        ),
+        "timeoutSec": (lambda v: whole(v, 1), "A whole number of seconds, at least 1."),
+        "graceSec": (lambda v: whole(v, 0), "A whole number of seconds."),
+        "maxConcurrentRuns": (lambda v: whole(v, 1), "A whole number, at least 1."),
+    }
+    return {
+        key: [message]
+        for key, (valid, message) in checks.items()
+        if key in config and not valid(config[key])
+    }
 
 
 def refuse_taken_name(company_id: str, name: str, *, agent_id: str | None = None) -> None:
@@ -127,6 +158,7 @@ def agent_pause(*, actor: Actor, agent: Agent) -> Agent:
 def agent_resume(*, actor: Actor, agent: Agent) -> Agent:
     agent = transition_agent(actor, agent, "resume", "agent.resumed")
     agent_available(agent)
+    start_waiting_runs(agent.pk)  # a process agent's runs waited while it was paused
     return agent
 
 
@@ -135,6 +167,10 @@ def agent_terminate(*, actor: Actor, agent: Agent) -> Agent:
     """Terminate an agent for good and revoke every key it has."""
     agent = transition_agent(actor, agent, "terminate", "agent.terminated")
     agent.api_keys.active().update(revoked_at=timezone.now())
+    for run in HeartbeatRun.objects.select_for_update().filter(
+        agent=agent, status__in=HeartbeatRun.LIVE_STATUSES
+    ):
+        stop_run(actor, run, "agent_terminated")  # a running command is stopped as well
     return agent
 
 
@@ -500,3 +536,102 @@ def webhook_redeliver(*, actor: Actor, delivery: WebhookDelivery) -> WebhookDeli
         {"eventId": delivery.event_id, "deliveryId": delivery.pk, "attempt": redelivery.attempt},
     )
     return redelivery
+
+
+# -- process-adapter runs (agents.process) ---------------------------------------------------
+
+
+def max_concurrent_runs(agent: Agent) -> int:
+    return (agent.adapter_config or {}).get("maxConcurrentRuns", 1)
+
+
+@transaction.atomic
+def run_begin(run_id: str) -> HeartbeatRun | None:
+    """Start a queued run of a process agent, or leave it queued: while the agent already has
+    `maxConcurrentRuns` running, or may not work now (paused, its budget spent, awaiting
+    approval). A terminated agent's run is cancelled. Locks the run, then the agent (the order a
+    heartbeat takes them), so two workers never start more than the agent may run."""
+    run = HeartbeatRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != HeartbeatRun.Status.QUEUED:
+        return None
+    agent = Agent.objects.select_for_update().get(pk=run.agent_id)
+    if agent.status == Agent.Status.TERMINATED:
+        stop_run(SYSTEM, run, "agent_terminated")
+        return None
+    if not agent.can_mutate:
+        return None
+    running = HeartbeatRun.objects.filter(agent=agent, status=HeartbeatRun.Status.RUNNING).live()
+    if running.count() >= max_concurrent_runs(agent):
+        return None
+    run.start()
+    run.save()
+    log_change(SYSTEM, run, "run.started", {"status": {"from": "queued", "to": run.status}})
+    run.agent = agent
+    return run
+
+
+def run_still_wanted(run_id: str) -> bool:
+    """Whether a process should go on: its run was not cancelled (by the board, a budget, its
+    agent's termination). A run the agent finished itself lets its command exit on its own."""
+    return not HeartbeatRun.objects.filter(pk=run_id, status=HeartbeatRun.Status.CANCELLED).exists()
+
+
+def run_renew(run_id: str, *, tail: str) -> None:
+    """The command is alive: push the run's lease on and keep the end of its output."""
+    run = HeartbeatRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return
+    HeartbeatRun.objects.renew_lease(run_id, run.agent_id, min_interval_seconds=0)
+    HeartbeatRun.objects.filter(pk=run_id).update(log_tail=tail)
+
+
+@transaction.atomic
+def run_exited(
+    run_id: str, *, exit_code: int | None, log_path: str, timed_out: bool = False
+) -> str:
+    """The command ended: keep its output and exit code, and end the run by them (0 →
+    succeeded, else failed; past its time → timed_out) unless it ended already (the agent
+    finished it, the board cancelled it). Then the agent's next queued run may start."""
+    from agents.process import save_log  # the process module calls the services
+
+    run = _lock_run(HeartbeatRun(pk=run_id))
+    save_log(run, log_path)
+    run.exit_code = exit_code
+    previous = run.status
+    if run.status == HeartbeatRun.Status.RUNNING:
+        if timed_out:
+            run.time_out()
+            run.release_lease("timed_out")
+        else:
+            succeeded = exit_code == 0
+            outcome = HeartbeatRun.Status.SUCCEEDED if succeeded else HeartbeatRun.Status.FAILED
+            run.finish(outcome)
+            run.release_lease(outcome)
+            if exit_code is None:
+                run.error = "The command could not be started"
+            elif exit_code:
+                run.error = f"The command exited with {exit_code}"
+        run.exit_details = {**run.exit_details, "exitCode": exit_code}
+    run.save()
+    if run.status != previous:
+        log_change(
+            SYSTEM,
+            run,
+            "run.finished",
+            {"status": {"from": previous, "to": run.status}, "exitCode": exit_code},
+        )
+    start_waiting_runs(run.agent_id)
+    return run.status
+
+
+def start_waiting_runs(agent_id: str) -> None:
+    """Queue the agent's oldest waiting runs for the worker, as many as it may run at once
+    (each checks again when it starts)."""
+    from agents.process import queue_run, runs_process  # the process module calls the services
+
+    agent = Agent.objects.filter(pk=agent_id).first()
+    if agent is None or not runs_process(agent) or not agent.can_mutate:
+        return
+    waiting = HeartbeatRun.objects.filter(agent=agent, status=HeartbeatRun.Status.QUEUED)
+    for run in waiting.order_by("created_at", "id")[: max_concurrent_runs(agent)]:
+        queue_run(run)

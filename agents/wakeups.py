@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.delivery import deliver_wake
 from agents.models import Agent, HeartbeatRun, WakeupRequest
+from agents.process import queue_run, runs_process
 from paperclip.access import refuse_spent_budget
 from paperclip.actors import Actor
 from paperclip.errors import Conflict
@@ -71,6 +72,13 @@ def wake(
     )
     created = queued is None
     if created:
+        # A process agent's run waits for the worker as long as it must (the agent busy or
+        # paused): no lease until it starts. Any other agent starts its own, or it expires.
+        lease = (
+            None
+            if runs_process(agent)
+            else timezone.now() + timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
+        )
         run = HeartbeatRun.objects.create(
             company_id=agent.company_id,
             agent=agent,
@@ -78,7 +86,7 @@ def wake(
             wake_reason=reason,
             issue_id=issue_id,
             context=context,
-            lease_expires_at=timezone.now() + timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS),
+            lease_expires_at=lease,
         )
     else:
         run = queued
@@ -109,6 +117,8 @@ def wake(
     if created and agent.adapter_type == Agent.Adapter.HTTP:
         run_id = run.pk
         transaction.on_commit(lambda: deliver_wake.enqueue(run_id, 1))
+    if created and runs_process(agent):
+        queue_run(run)
     return run, created
 
 

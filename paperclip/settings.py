@@ -374,6 +374,8 @@ PAPERCLIP_WEBHOOK_ALLOW_PRIVATE = env_bool("PAPERCLIP_WEBHOOK_ALLOW_PRIVATE", DE
 TASKS = {
     "default": {
         "BACKEND": env_str("PAPERCLIP_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        # `agents`: process-adapter runs (agents.process), long, kept off deliveries' queue.
+        "QUEUES": ["default", "agents"],
     }
 }
 
