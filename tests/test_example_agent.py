@@ -5,20 +5,27 @@ its only credential), it checks out its work, completes it through the API and n
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.utils import timezone
 
+from agents.models import Agent, HeartbeatRun
 from agents.runs import mint_run_token
 from companies.models import ActivityEvent
 from issues.models import Approval, Comment, Document, Issue
 from paperclip.api.wire import wire_id
 from tests import factories
+from tests.conftest import client_for
+from tests.wire import stored
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -269,3 +276,80 @@ def test_an_unexpected_error_exits_1_with_the_reason_in_the_log(wake, agent, tmp
     assert done.returncode == 1
     assert "RuntimeError: no disk" in done.stdout
     assert "exit 1" in done.stdout
+
+
+# -- the demo: bootstrap_demo runs the Engineer with this agent ----------------------------------
+
+
+@pytest.fixture
+def demo(settings, tmp_path, live_server) -> dict:
+    """`bootstrap_demo` as `make run` calls it, its credentials file out of the project's var/,
+    the worker's PAPERCLIP_API_URL pointing at the live server."""
+    settings.PAPERCLIP_DEMO_CREDENTIALS = str(tmp_path / "demo-credentials.json")
+    settings.PAPERCLIP_API_URL = live_server.url
+    out = StringIO()
+    call_command("bootstrap_demo", "--json", stdout=out)
+    return json.loads(out.getvalue())
+
+
+def run_agents_worker() -> None:
+    """`manage.py db_worker --batch --queue-name agents`, as `make run` runs it, until the queue
+    is empty; the signal handlers it installs are put back afterwards."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+    try:
+        call_command(
+            "db_worker", "--batch", "--no-startup-delay", "--no-reload", "--queue-name", "agents",
+            stdout=StringIO(),
+        )  # fmt: skip
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def engineer(demo: dict) -> Agent:
+    (entry,) = [a for a in demo["agents"] if a["name"] == "Engineer"]
+    return Agent.objects.get(pk=stored(entry["id"], Agent))
+
+
+def test_bootstrap_demo_runs_the_engineer_with_the_example_agent_once(demo):
+    agent = engineer(demo)
+
+    assert (agent.adapter_type, agent.adapter_config) == (
+        "process",
+        {"command": sys.executable, "args": [str(AGENT)], "timeoutSec": 120, "graceSec": 5},
+    )
+    again = StringIO()
+    call_command("bootstrap_demo", stdout=again)
+    assert "Demo already complete" in again.getvalue()
+
+
+def test_bootstrap_demo_keeps_a_command_the_board_chose(demo):
+    agent = engineer(demo)
+    mine = {"command": "/usr/local/bin/my-agent", "args": ["--fast"]}
+    Agent.objects.filter(pk=agent.pk).update(adapter_config=mine)
+
+    call_command("bootstrap_demo", stdout=StringIO())
+
+    agent.refresh_from_db()
+    assert agent.adapter_config == mine
+
+
+def test_an_issue_the_board_assigns_to_the_demo_engineer_is_done_by_the_worker(demo):
+    agent = engineer(demo)
+    board = client_for(demo["board"]["token"])
+
+    created = board.post(
+        f"/api/companies/{demo['company']['id']}/issues",
+        {"title": "Say hello", "assigneeAgentId": wire_id(agent.pk), "status": "todo"},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    run_agents_worker()
+
+    issue = Issue.objects.get(pk=stored(created.json()["id"], Issue))
+    (run,) = HeartbeatRun.objects.filter(agent=agent)
+    assert (issue.status, run.status, run.exit_code) == ("done", "succeeded", 0)
+    assert Document.objects.filter(issue=issue, key="plan").exists()
+    assert Comment.objects.get(issue=issue, author_agent=agent).run_id == run.pk
+    assert f"update: {issue.identifier} is done; commented" in run.log_tail

@@ -5,6 +5,9 @@ Ensures that there are:
 - a superuser `board` (the admin login and the board's API identity),
 - the company "Demo Company", with `board` as its owner,
 - the agents "CEO" and "Engineer" (reporting to the CEO), each with an API key,
+- the Engineer run by the process adapter with the example agent (`examples/paperclip_agent.py`,
+  on this Python), so an issue assigned to it is worked on by the worker (`make run` starts it);
+  an Engineer the board gave another adapter or command is left as it is,
 - a personal API token for `board`.
 
 Passwords, keys and tokens are stored hashed, so the plain demo credentials are kept in a
@@ -23,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents.models import Agent, AgentApiKey
-from agents.services import agent_create, agent_key_create
+from agents.services import agent_create, agent_key_create, agent_update
 from companies.models import BoardToken, Company, Membership, User, hash_token
 from companies.services import board_token_create, company_create, membership_grant
 from paperclip.actors import SYSTEM
@@ -42,6 +46,7 @@ from paperclip.api.wire import to_wire
 BOARD_USERNAME = "board"
 COMPANY_NAME = "Demo Company"
 CREDENTIAL_NAME = "demo"
+EXAMPLE_AGENT = Path(settings.BASE_DIR) / "examples" / "paperclip_agent.py"
 # In creation order: a manager comes before the agents who report to it.
 AGENTS = (
     {"name": "CEO", "role": Agent.Role.CEO, "title": "Chief Executive Officer", "reports_to": None},
@@ -50,6 +55,7 @@ AGENTS = (
         "role": Agent.Role.ENGINEER,
         "title": "Software Engineer",
         "reports_to": "CEO",
+        "runs_example": True,
     },
 )
 
@@ -177,6 +183,8 @@ class Command(BaseCommand):
             entry = _dict(saved_agents.get(spec["name"]))
             agent = self.ensure_agent(company, spec, _str(entry.get("id")), created)
             created[spec["name"]] = agent
+            if spec.get("runs_example"):
+                agent = self.ensure_example_adapter(agent)
             key = self.ensure_agent_key(agent, _str(entry.get("apiKey")))
             agents.append(
                 {
@@ -264,6 +272,25 @@ class Command(BaseCommand):
             },
         )
         self.changes.append(f"created agent {agent.name!r} ({agent.role})")
+        return agent
+
+    def ensure_example_adapter(self, agent: Agent) -> Agent:
+        """The process adapter running the example agent with this interpreter (the venv's), at
+        this checkout's path. Set on an agent with no command yet, and refreshed when it is the
+        example at another path (a moved checkout); a command the board chose is kept."""
+        config = {
+            "command": sys.executable,
+            "args": [str(EXAMPLE_AGENT)],
+            "timeoutSec": 120,
+            "graceSec": 5,
+        }
+        current = agent.adapter_config or {}
+        args = current.get("args") or [""]
+        ours = not current.get("command") or str(args[-1]).endswith("examples/paperclip_agent.py")
+        if agent.adapter_type != Agent.Adapter.PROCESS or not ours or current == config:
+            return agent
+        agent = agent_update(actor=SYSTEM, agent=agent, changes={"adapter_config": config})
+        self.changes.append(f"set agent {agent.name!r} to run {EXAMPLE_AGENT.name}")
         return agent
 
     def ensure_agent_key(self, agent: Agent, saved_key: str) -> str:
