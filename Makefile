@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make install           create .venv and install requirements.lock (hash-checked)"
-	@echo "make run               migrate, bootstrap the demo company, start the task worker, serve on http://$(ADDR)/"
+	@echo "make run               migrate, bootstrap the demo company, start the task workers, serve on http://$(ADDR)/"
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
 	@echo "make bench             benchmark: gunicorn on a throwaway PostgreSQL database (bench/results/)"
@@ -48,9 +48,11 @@ run: export PAPERCLIP_API_URL ?= http://$(ADDR)
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
-	@# The task worker (wake delivery to HTTP agents) runs beside the server and stops with it.
-	@$(BIN)/python manage.py db_worker --no-reload & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	@# Two task workers run beside the server and stop with it: `default` delivers wakes and
+	@# webhooks, `agents` runs process-adapter agents (a long run never holds up a delivery).
+	@$(BIN)/python manage.py db_worker --no-reload --queue-name default & worker=$$!; \
+	$(BIN)/python manage.py db_worker --no-reload --queue-name agents & agents=$$!; \
+	trap 'kill $$worker $$agents 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(ADDR)
 
 # Tests run with DEBUG off, where settings refuse a SECRET_KEY shorter than 50 characters.
