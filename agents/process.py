@@ -43,6 +43,7 @@ from paperclip.api.wire import wire_id
 QUEUE = "agents"
 TAIL_BYTES = 4096
 POLL_SECONDS = 0.5
+TAIL_EVERY_SECONDS = 5  # how fresh the output's tail on a running run is
 DEFAULT_TIMEOUT_SECONDS = 600
 DEFAULT_GRACE_SECONDS = 10
 
@@ -127,7 +128,7 @@ def run_process(run_id: str) -> str:
             except OSError as exc:
                 output.write(f"paperclip: could not start the command: {exc}\n".encode())
                 return services.run_exited(run.pk, exit_code=None, log_path=log_path)
-            started = last_renewal = time.monotonic()
+            started = last_renewal = last_tail = time.monotonic()
             while process.poll() is None:
                 time.sleep(POLL_SECONDS)
                 now = time.monotonic()
@@ -138,9 +139,11 @@ def run_process(run_id: str) -> str:
                 if stopped_by:
                     _stop(process, grace)
                     break
-                if now - last_renewal >= renew_every:
-                    services.run_renew(run.pk, tail=_tail(log_path))
-                    last_renewal = now
+                if now - last_tail >= TAIL_EVERY_SECONDS:
+                    renew = now - last_renewal >= renew_every
+                    services.run_renew(run.pk, run.agent_id, tail=_tail(log_path), lease=renew)
+                    last_tail = now
+                    last_renewal = now if renew else last_renewal
         return services.run_exited(
             run.pk,
             exit_code=process.returncode,

@@ -576,12 +576,11 @@ def run_still_wanted(run_id: str) -> bool:
     return not HeartbeatRun.objects.filter(pk=run_id, status=HeartbeatRun.Status.CANCELLED).exists()
 
 
-def run_renew(run_id: str, *, tail: str) -> None:
-    """The command is alive: push the run's lease on and keep the end of its output."""
-    run = HeartbeatRun.objects.filter(pk=run_id).first()
-    if run is None:
-        return
-    HeartbeatRun.objects.renew_lease(run_id, run.agent_id, min_interval_seconds=0)
+def run_renew(run_id: str, agent_id: str, *, tail: str, lease: bool) -> None:
+    """The command is alive: keep the end of its output on the run, and (`lease`) push the
+    run's lease on."""
+    if lease:
+        HeartbeatRun.objects.renew_lease(run_id, agent_id, min_interval_seconds=0)
     HeartbeatRun.objects.filter(pk=run_id).update(log_tail=tail)
 
 
@@ -595,6 +594,9 @@ def run_exited(
     from agents.process import save_log  # the process module calls the services
 
     run = _lock_run(HeartbeatRun(pk=run_id))
+    # The agent's row too, as `run_begin` takes it: a run queued meanwhile is either seen by
+    # `start_waiting_runs` below or started by its own task after this commits.
+    Agent.objects.select_for_update().get(pk=run.agent_id)
     save_log(run, log_path)
     run.exit_code = exit_code
     previous = run.status
