@@ -165,11 +165,16 @@ def agent_resume(*, actor: Actor, agent: Agent) -> Agent:
 @transaction.atomic
 def agent_terminate(*, actor: Actor, agent: Agent) -> Agent:
     """Terminate an agent for good and revoke every key it has."""
+    ensure_board(actor, agent.company_id)
+    # Its live runs first, then the agent: the order a heartbeat or the worker takes them.
+    live = list(
+        HeartbeatRun.objects.select_for_update()
+        .filter(agent=agent, status__in=HeartbeatRun.LIVE_STATUSES)
+        .order_by("pk")
+    )
     agent = transition_agent(actor, agent, "terminate", "agent.terminated")
     agent.api_keys.active().update(revoked_at=timezone.now())
-    for run in HeartbeatRun.objects.select_for_update().filter(
-        agent=agent, status__in=HeartbeatRun.LIVE_STATUSES
-    ):
+    for run in live:
         stop_run(actor, run, "agent_terminated")  # a running command is stopped as well
     return agent
 
