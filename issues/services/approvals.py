@@ -54,7 +54,7 @@ def approval_create(
     refuse_other_caller(actor, requested_by_agent_id, field="requestedByAgentId", prefix="agt")
     check_same_company(company.pk, {"issue_ids": issues})
     if type == Approval.Type.HIRE_AGENT:
-        _check_hire_request(company.pk, payload)
+        _check_hire_request(actor, company.pk, payload)
     approval = Approval.objects.create(
         company=company,
         type=type,
@@ -150,9 +150,20 @@ def hire_agent_data(
     return data, problems
 
 
-def _check_hire_request(company_id: str, payload: Any) -> None:
+# What a process agent runs: set by the board alone, never asked for by an agent (issue 13).
+COMMAND_KEYS = ("command", "args", "cwd", "env")
+
+
+def _check_hire_request(actor: Actor, company_id: str, payload: Any) -> None:
     """When a hire is asked for (or resubmitted): a payload field that could never make an
-    agent is a 400 naming it. The name may still be missing: it can come with a revision."""
+    agent is a 400 naming it. The name may still be missing: it can come with a revision. An
+    agent may not name the command a hire would run (403): the board configures that."""
+    config = payload.get("adapterConfig") if isinstance(payload, dict) else None
+    if actor.is_agent and isinstance(config, dict) and set(COMMAND_KEYS) & set(config):
+        raise NotAllowed(
+            "Only the board sets the command an agent runs",
+            details={"adapterConfig": sorted(set(COMMAND_KEYS) & set(config))},
+        )
     _, problems = hire_agent_data(company_id, payload, require_name=False)
     if problems:
         raise ValidationFailed(details={"payload": problems})
@@ -247,7 +258,7 @@ def approval_resubmit(
     approval.resubmit()
     if payload is not None:
         if approval.type == Approval.Type.HIRE_AGENT:
-            _check_hire_request(approval.company_id, payload)
+            _check_hire_request(actor, approval.company_id, payload)
         approval.payload = payload
     approval.save()
     log_change(actor, approval, "approval.resubmitted", {"status": approval.status})

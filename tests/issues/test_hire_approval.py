@@ -239,3 +239,26 @@ def test_a_hire_request_may_leave_the_name_for_a_revision(agent_client, company)
 
     assert response.status_code == 201, response.content
     assert Approval.objects.get().payload == {"title": "Designer"}
+
+
+@pytest.mark.parametrize("key", ["command", "args", "cwd", "env"])
+def test_an_agent_may_not_ask_for_a_hire_that_runs_a_command(agent_client, board, company, key):
+    """Where commands run is the board's choice alone (the process adapter)."""
+    config = {"command": "/bin/true", "args": [], "cwd": "/tmp", "env": {"A": "b"}}
+    payload = {"name": "Runner", "adapterType": "process", "adapterConfig": {key: config[key]}}
+
+    asked = agent_client.post(
+        f"/api/companies/{company.pk}/approvals",
+        {"type": "hire_agent", "payload": payload},
+        format="json",
+    )
+    by_board = board.post(
+        f"/api/companies/{company.pk}/approvals",
+        {"type": "hire_agent", "payload": payload | {"adapterConfig": config}},
+        format="json",
+    )
+
+    assert asked.status_code == 403, asked.json()
+    assert asked.json()["details"] == {"adapterConfig": [key]}
+    assert by_board.status_code == 201, by_board.json()
+    assert Approval.objects.count() == 1
