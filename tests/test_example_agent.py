@@ -353,3 +353,32 @@ def test_an_issue_the_board_assigns_to_the_demo_engineer_is_done_by_the_worker(d
     assert Document.objects.filter(issue=issue, key="plan").exists()
     assert Comment.objects.get(issue=issue, author_agent=agent).run_id == run.pk
     assert f"update: {issue.identifier} is done; commented" in run.log_tail
+
+
+def test_run_by_hand_with_an_api_key_it_starts_and_finishes_a_woken_run(live_server, agent):
+    """README's recipe: wake an agent whose adapter runs nothing, then run the example with the
+    agent's API key and the run's id."""
+    key = factories.AgentApiKeyFactory(agent=agent).token
+    issue = todo(agent)
+    woken = client_for(key).post(f"/api/agents/{wire_id(agent.pk)}/wakeup", {}, format="json")
+    assert woken.status_code == 202, woken.json()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PAPERCLIP_API_URL": live_server.url,
+        "PAPERCLIP_API_KEY": key,
+        "PAPERCLIP_RUN_ID": woken.json()["id"],
+    }
+
+    done = subprocess.run(
+        [sys.executable, str(AGENT), "--finish-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = HeartbeatRun.objects.get(pk=stored(woken.json()["id"], HeartbeatRun))
+    issue.refresh_from_db()
+    assert (run.status, issue.status) == ("succeeded", "done")
