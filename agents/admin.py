@@ -145,6 +145,20 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
     list_filter = ("status", "invocation_source")
     search_fields = ("id", "agent__name", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("agent",)
+    exclude = ("log_tail", "log_file")
+    readonly_fields = ("output",)
+
+    @admin.display(description="Output")
+    def output(self, run: HeartbeatRun) -> str:
+        """A process run's output: its end here, the whole log from the API."""
+        if not (run.log_tail or run.log_file):
+            return "—"
+        return format_html(
+            '<pre style="white-space: pre-wrap; max-height: 30em; overflow: auto">{}</pre>'
+            '<a href="/api/heartbeat-runs/{}/log">The whole log</a>',
+            run.log_tail,
+            run.pk,
+        )
 
     def rows_about_issue(self, queryset, issue_id):
         # Woken for the issue, or held its lock (a run checks out issues it was not woken for).

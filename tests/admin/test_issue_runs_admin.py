@@ -147,3 +147,14 @@ def test_a_read_only_seat_cannot_force_release(client, company, agent):
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run) == (Status.IN_PROGRESS, run)
     assert not ActivityEvent.objects.exists()
+
+
+def test_a_process_runs_page_shows_the_end_of_its_output_and_links_the_whole_log(staff, agent):
+    run = factories.HeartbeatRunFactory(
+        agent=agent, status="failed", exit_code=1, log_tail="step 1\n<boom>\n"
+    )
+
+    page = staff.get(reverse("admin:agents_heartbeatrun_change", args=[run.pk])).content.decode()
+
+    assert "step 1\n&lt;boom&gt;\n" in page  # as written, escaped
+    assert f'href="/api/heartbeat-runs/{run.pk}/log"' in page
