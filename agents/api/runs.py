@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -13,6 +15,10 @@ from agents.models import HeartbeatRun
 from agents.runs import mint_run_token
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
 from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.wire import wire_id
+from paperclip.errors import NotFound
+
+TEXT = "text/plain; charset=utf-8"
 
 
 class HeartbeatRunSerializer(CamelModelSerializer):
@@ -40,6 +46,7 @@ class HeartbeatRunSerializer(CamelModelSerializer):
             "exit_reason",
             "usage",
             "result",
+            "exit_code",
         ]
         read_only_fields = fields
 
@@ -48,6 +55,15 @@ class HeartbeatRunSerializer(CamelModelSerializer):
 
     def get_is_live(self, run: HeartbeatRun) -> bool:
         return run.is_live
+
+
+class HeartbeatRunDetailSerializer(HeartbeatRunSerializer):
+    """One run read by id: also the end of a process run's output (up to 4 KB, kept while it
+    runs). Lists leave it out, so a page of runs stays small; the whole output is `.../log`."""
+
+    class Meta(HeartbeatRunSerializer.Meta):
+        fields = [*HeartbeatRunSerializer.Meta.fields, "log_tail"]
+        read_only_fields = fields
 
 
 class WokenRunSerializer(HeartbeatRunSerializer):
@@ -77,12 +93,44 @@ class HeartbeatRunViewSet(ScopedViewSet):
     serializer_class = HeartbeatRunSerializer
     filterset_class = HeartbeatRunFilter
 
+    def perform_content_negotiation(self, request, force=False):
+        # The log is text whatever `Accept` says (a browser, curl); its errors stay JSON.
+        return super().perform_content_negotiation(request, force=force or self.action == "log")
+
     def list(self, request, company_pk: str):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        runs = self.filter_queryset(self.get_queryset()).defer("log_tail")
+        page = self.paginate_queryset(runs)
         return self.get_paginated_response(HeartbeatRunSerializer(page, many=True).data)
 
+    @extend_schema(responses=HeartbeatRunDetailSerializer)
     def retrieve(self, request, pk: str):
-        return Response(HeartbeatRunSerializer(self.get_object()).data)
+        return Response(HeartbeatRunDetailSerializer(self.get_object()).data)
+
+    @extend_schema(
+        responses={
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="The run's output (stdout and stderr, UTF-8): the whole log once "
+                "the command has ended, else the end of it kept while it runs (`logTail`).",
+            )
+        }
+    )
+    def log(self, request, pk: str):
+        """A process run's output as text, for any member of the run's company. 404 while
+        there is none: a queued run, a run of an agent that is not a process."""
+        run = self.get_object()
+        if run.log_file:
+            try:
+                handle = run.log_file.storage.open(run.log_file.name, "rb")
+            except OSError:  # gone from storage: the tail is all that is left
+                handle = None
+            if handle is not None:
+                # Named by the id /api writes, not the stored one the storage path holds.
+                name = f"run-{wire_id(run.pk)}.log"
+                return untrusted_text(FileResponse(handle, content_type=TEXT, filename=name))
+        if run.log_tail:
+            return untrusted_text(HttpResponse(run.log_tail, content_type=TEXT))
+        raise NotFound("Run has no log")
 
     @extend_schema(request=None, responses=HeartbeatRunSerializer)
     @action(detail=True, methods=["post"])
@@ -118,3 +166,11 @@ class HeartbeatRunViewSet(ScopedViewSet):
     def cancel(self, request, pk: str):
         run = services.run_cancel(actor=self.actor, run=self.get_object())
         return Response(HeartbeatRunSerializer(run).data)
+
+
+def untrusted_text(response: HttpResponse) -> HttpResponse:
+    """A command's output is anything it printed: a browser must neither sniff it into HTML
+    nor run it."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response

@@ -90,4 +90,9 @@ urlpatterns = [
         WebhookViewSet.as_view({"post": "redeliver"}),
         name="webhook-delivery-redeliver",
     ),
+    route(
+        rf"heartbeat-runs/(?P<pk>{ID})/log",
+        HeartbeatRunViewSet.as_view({"get": "log"}),
+        name="run-log",
+    ),
 ]
