@@ -139,8 +139,8 @@ def run_process(run_id: str) -> str:
                 if stopped_by:
                     _stop(process, grace)
                     break
-                if now - last_tail >= TAIL_EVERY_SECONDS:
-                    renew = now - last_renewal >= renew_every
+                renew = now - last_renewal >= renew_every
+                if renew or now - last_tail >= TAIL_EVERY_SECONDS:
                     services.run_renew(run.pk, run.agent_id, tail=_tail(log_path), lease=renew)
                     last_tail = now
                     last_renewal = now if renew else last_renewal

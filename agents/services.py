@@ -642,3 +642,15 @@ def start_waiting_runs(agent_id: str) -> None:
     waiting = HeartbeatRun.objects.filter(agent=agent, status=HeartbeatRun.Status.QUEUED)
     for run in waiting.order_by("created_at", "id")[: max_concurrent_runs(agent)]:
         queue_run(run)
+
+
+def time_out_expired_runs(ids: list[str]) -> int:
+    """Time out the runs among `ids` whose lease expired (`HeartbeatRun.time_out` as one
+    UPDATE), and let their agents' waiting process runs start: a dead run no longer holds the
+    agent's place. Answers how many were timed out."""
+    count = HeartbeatRun.objects.time_out_expired(ids)
+    if count:
+        agents = HeartbeatRun.objects.filter(pk__in=ids).values_list("agent_id", flat=True)
+        for agent_id in set(agents):
+            start_waiting_runs(agent_id)
+    return count

@@ -117,6 +117,9 @@ def world(settings, tmp_path, board, company, agent, key):
         woken,
     ):
         assert response.status_code in (201, 202), response.json()
+    # The run has output to read (`.../log`), as a process run's does while it works.
+    run_id = parse_id(woken.json()["id"], "run")
+    HeartbeatRun.objects.filter(pk=run_id).update(log_tail="working\n")
     return {
         "company": company.pk,
         "agent": agent.pk,
@@ -130,7 +133,7 @@ def world(settings, tmp_path, board, company, agent, key):
         "delivery": parse_id(ping.json()["id"], "whd"),
         "attachment": parse_id(attachment.json()["id"], "att"),
         "approval": parse_id(approval.json()["id"], "apr"),
-        "run": parse_id(woken.json()["id"], "run"),
+        "run": run_id,
         "key": "plan",
     }
 

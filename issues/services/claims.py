@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import Agent, HeartbeatRun
+from agents.services import time_out_expired_runs
 from issues.models import Issue, Status
 from issues.projection import refused
 from issues.services.checkout import refuse_paused_project, release_stale_lock
@@ -86,7 +87,7 @@ def _heal_expired_lease(issue: Issue) -> bool:
     holder = issue.checkout_run
     if issue.status != Status.IN_PROGRESS or holder is None or holder.is_live:
         return False
-    HeartbeatRun.objects.time_out_expired([holder.pk])
+    time_out_expired_runs([holder.pk])
     release_stale_lock(actor=SYSTEM, issue=issue)
     return True
 

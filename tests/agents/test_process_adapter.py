@@ -541,12 +541,6 @@ def test_a_running_commands_output_is_readable_within_seconds(board, company, ho
     assert log_text(board, run) == so_far + "agent print-then-wait finished\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents.process renews the lease only on the tail's 5 s tick: with "
-    "PAPERCLIP_LEASE_SECONDS <= 5 the lease runs out first, and renew_lease never renews an "
-    "expired one, so the run is dead while its command still works",
-)
 def test_a_command_that_outlives_a_short_lease_keeps_its_run_live(board, company, home, workers):
     workers.lease_seconds = 3  # the worker should renew it every second
     agent = process_agent(company, home, "sleep", str(LONG_SLEEP))
@@ -565,12 +559,6 @@ def test_a_command_that_outlives_a_short_lease_keeps_its_run_live(board, company
 # -- a worker killed mid-run -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a run that waited for a busy agent is lost when the busy run dies with its worker: "
-    "release_stale_locks times the dead run out but never calls start_waiting_runs, and a "
-    "queued process run has no lease, so nothing ever queues it again",
-)
 def test_a_run_waiting_behind_a_run_whose_worker_died_starts_once_the_cleanup_times_it_out(
     board, company, home, workers
 ):

@@ -42,6 +42,7 @@ RUN_FIELDS = {
     "exitReason",
     "usage",
     "result",
+    "exitCode",
 }
 
 
@@ -460,7 +461,7 @@ def test_get_a_run_by_id(board, agent, peer):
         response = reader.get(f"/api/heartbeat-runs/{run.pk}")
         assert response.status_code == 200, response.json()
         body = response.json()
-        assert set(body) == RUN_FIELDS
+        assert set(body) == RUN_FIELDS | {"logTail"}
         assert (body["id"], body["agentId"], body["companyId"], body["status"]) == (
             wire(run),
             wire(agent),

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from agents.models import HeartbeatRun
+from agents.services import time_out_expired_runs
 from issues.models import Issue
 from issues.services import release_stale_lock
 from paperclip.actors import SYSTEM
@@ -23,7 +24,7 @@ from paperclip.actors import SYSTEM
 BATCH = 500
 
 
-def time_out_expired_runs(*, company_id: str | None, dry_run: bool) -> list[str]:
+def time_out_dead_runs(*, company_id: str | None, dry_run: bool) -> list[str]:
     """Mark runs whose lease ran out `timed_out`; answers their ids."""
     timed_out: list[str] = []
     while True:
@@ -39,7 +40,7 @@ def time_out_expired_runs(*, company_id: str | None, dry_run: bool) -> list[str]
             if not ids:
                 return timed_out
             if not dry_run:
-                HeartbeatRun.objects.time_out_expired(ids)
+                time_out_expired_runs(ids)
             timed_out.extend(ids)
         if dry_run and len(ids) < BATCH:
             return timed_out
@@ -101,7 +102,7 @@ class Command(BaseCommand):
             time.sleep(loop)
 
     def one_pass(self, *, dry_run: bool, company_id: str | None, as_json: bool, verbosity: int):
-        timed_out = time_out_expired_runs(company_id=company_id, dry_run=dry_run)
+        timed_out = time_out_dead_runs(company_id=company_id, dry_run=dry_run)
         released = release_stale_locks(company_id=company_id, dry_run=dry_run)
         summary = {
             "dryRun": dry_run,
