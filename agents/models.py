@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -66,6 +67,17 @@ class AgentQuerySet(CompanyScopedQuerySet):
                 total, models.Value(0), output_field=models.DecimalField()
             )
         )
+
+
+# How the API and the activity log write a process agent's `env` values: the board sets them,
+# nobody reads them back (they may hold credentials; every member of the company reads agents).
+SECRET_MASK = "********"
+
+
+def masked_adapter_config(config: Any) -> Any:
+    if not isinstance(config, dict) or not isinstance(config.get("env"), dict):
+        return config
+    return {**config, "env": dict.fromkeys(config["env"], SECRET_MASK)}
 
 
 class PauseReason(models.TextChoices):
@@ -152,6 +164,10 @@ class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     @property
     def spent_monthly_cents(self) -> int:
         return whole_cents(self.spent_cents_this_month)
+
+    def logged_value(self, field: str, value: Any) -> Any:
+        """A value as the activity log keeps it (`companies.services.apply_changes`)."""
+        return masked_adapter_config(value) if field == "adapter_config" else value
 
     # An agent is "authenticated" when its API key is presented (see agents.authentication).
     is_authenticated = True

@@ -15,6 +15,7 @@ from agents.delivery import (
 )
 from agents.events import PING, clean_event_names, event_envelope
 from agents.models import (
+    SECRET_MASK,
     Agent,
     AgentApiKey,
     HeartbeatRun,
@@ -60,6 +61,20 @@ def validate_adapter_config(config: Any) -> None:
         check_delivery_url(config["url"])
     except TargetRefused as exc:
         raise ValidationFailed(details={"adapterConfig": {"url": [exc.reason]}}) from None
+
+
+def unmasked_adapter_config(config: Any, stored: dict[str, Any]) -> Any:
+    """A config sent back with masked `env` values keeps the stored ones (a GET then PATCH
+    round trip never writes the mask); a masked key with nothing stored is dropped."""
+    if not isinstance(config, dict) or not isinstance(config.get("env"), dict):
+        return config
+    kept = stored.get("env") if isinstance(stored.get("env"), dict) else {}
+    env = {
+        key: kept[key] if value == SECRET_MASK else value
+        for key, value in config["env"].items()
+        if value != SECRET_MASK or key in kept
+    }
+    return {**config, "env": env}
 
 
 def process_config_problems(config: dict[str, Any]) -> dict[str, list[str]]:
@@ -124,6 +139,8 @@ def agent_update(*, actor: Actor, agent: Agent, changes: dict[str, Any]) -> Agen
     if "reports_to" in changes:
         validate_reports_to(agent, changes["reports_to"])
     if "adapter_config" in changes:
+        stored = agent.adapter_config or {}
+        changes["adapter_config"] = unmasked_adapter_config(changes["adapter_config"], stored)
         validate_adapter_config(changes["adapter_config"])
     if "name" in changes:
         refuse_taken_name(agent.company_id, changes["name"], agent_id=agent.pk)

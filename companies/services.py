@@ -79,11 +79,16 @@ def apply_changes(instance: models.Model, changes: dict[str, Any]) -> dict[str, 
     request that caused it.
     """
     diff = {}
+    # A model may keep some values out of the log (an agent's credentials): `logged_value`.
+    logged = getattr(instance, "logged_value", lambda name, value: value)
     for name, new in changes.items():
         old = getattr(instance, name)
         if _wire_value(old) != _wire_value(new):
             wire_name = camel(instance._meta.get_field(name).attname)
-            diff[wire_name] = {"from": _wire_value(old), "to": _wire_value(new)}
+            diff[wire_name] = {
+                "from": logged(name, _wire_value(old)),
+                "to": logged(name, _wire_value(new)),
+            }
             setattr(instance, name, new)
     return diff
 

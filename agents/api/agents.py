@@ -9,7 +9,14 @@ from rest_framework.response import Response
 
 from agents import selectors, services
 from agents.api.runs import WokenRunSerializer
-from agents.models import Agent, AgentApiKey, HeartbeatRun, PauseReason, Team
+from agents.models import (
+    Agent,
+    AgentApiKey,
+    HeartbeatRun,
+    PauseReason,
+    Team,
+    masked_adapter_config,
+)
 from companies.api.companies import BudgetSerializer
 from paperclip.api.fields import CompanyScopedRelatedField
 from paperclip.api.serializers import CamelModelSerializer, CamelSerializer
@@ -31,12 +38,21 @@ class JSONObjectField(serializers.JSONField):
         return value
 
 
+class AdapterConfigField(JSONObjectField):
+    """An agent's adapter settings, with the values of a process agent's `env` written as
+    `SECRET_MASK`: they may hold credentials, and every member of the company reads agents.
+    Sent back unchanged, a masked value keeps what is stored (`services.agent_update`)."""
+
+    def to_representation(self, value):
+        return masked_adapter_config(value)
+
+
 class AgentSerializer(CamelModelSerializer):
     reports_to = CompanyScopedRelatedField(
         model=Agent, required=False, allow_null=True, source="reports_to"
     )
     team_id = CompanyScopedRelatedField(model=Team, required=False, allow_null=True, source="team")
-    adapter_config = JSONObjectField(required=False)
+    adapter_config = AdapterConfigField(required=False)
     permissions = JSONObjectField(required=False)
     pause_reason = serializers.SerializerMethodField()
 

@@ -518,3 +518,32 @@ def test_a_name_another_agent_of_the_company_has_is_400_whatever_its_case(
         "details": {"name": ["An agent with this name already exists."]},
     }
     assert list(Agent.objects.filter(name__iexact="scout")) == [other]
+
+
+def test_a_process_agents_env_values_are_never_read_back(board, company, agent_client):
+    """The board sets them; the API, every member's list and the activity log mask them, and
+    sending the mask back keeps what is stored."""
+    secret = "sk-live-0123456789"
+    config = {"command": "/usr/bin/true", "env": {"MODEL_KEY": secret, "MODE": "fast"}}
+    created = board.post(
+        f"/api/companies/{company.pk}/agents",
+        {"name": "Runner", "adapterType": "process", "adapterConfig": config},
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    runner = Agent.objects.get(name="Runner")
+
+    # The round trip a client makes: read, change one value, send the whole config back.
+    read = board.get(f"/api/agents/{runner.pk}").json()["adapterConfig"]
+    read["env"]["MODE"] = "slow"
+    patched = board.patch(f"/api/agents/{runner.pk}", {"adapterConfig": read}, format="json")
+
+    assert patched.status_code == 200, patched.json()
+    runner.refresh_from_db()
+    assert runner.adapter_config["env"] == {"MODEL_KEY": secret, "MODE": "slow"}
+    masked = {"MODEL_KEY": "********", "MODE": "********"}
+    assert created.json()["adapterConfig"]["env"] == masked
+    listed = agent_client.get(f"/api/companies/{company.pk}/agents").json()
+    assert [r["adapterConfig"]["env"] for r in listed if r["name"] == "Runner"] == [masked]
+    log = agent_client.get(f"/api/companies/{company.pk}/activity").content.decode()
+    assert secret not in log and "fast" not in log
