@@ -582,3 +582,36 @@ def test_a_run_waiting_behind_a_run_whose_worker_died_starts_once_the_cleanup_ti
     while run_of(second).status == Status.QUEUED and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
     assert run_of(second).status == Status.RUNNING
+
+
+# -- the example agent, end to end --------------------------------------------------------------
+
+
+def test_an_assignment_runs_the_example_agent_which_completes_the_issue(board, company, workers):
+    """The new user's demo, with the real worker: the board assigns an issue to an agent whose
+    command is `examples/paperclip_agent.py`, and the issue is done through the API."""
+    example = Path(django_settings.BASE_DIR) / "examples" / "paperclip_agent.py"
+    agent = factories.AgentFactory(
+        company=company,
+        name="Engineer",
+        adapter_type=Agent.Adapter.PROCESS,
+        adapter_config={"command": sys.executable, "args": [str(example)], "timeoutSec": 60},
+    )
+    workers.start_pool(1)
+
+    issue = assign(board, company, agent, "Say hello")
+    run = ended(run_of(issue), workers)
+
+    issue.refresh_from_db()
+    assert (issue.status, run.status, run.exit_code) == ("done", Status.SUCCEEDED, 0)
+    comment = Comment.objects.get(issue=issue, author_agent=agent)
+    assert comment.run_id == run.pk
+    plan = board.get(f"/api/issues/{issue.pk}/documents/plan")
+    assert plan.status_code == 200, plan.json()
+    by_the_run = set(
+        ActivityEvent.objects.filter(issue_id=issue.pk, run_id=run.pk).values_list(
+            "action", flat=True
+        )
+    )
+    assert {"issue.checked_out", "issue.comment_added", "issue.updated"} <= by_the_run
+    assert f"{issue.identifier} is done" in log_text(board, run)
