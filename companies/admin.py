@@ -20,6 +20,8 @@ from django.db import models
 from django.http import HttpResponseRedirect
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
+from unfold.admin import ModelAdmin, TabularInline
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from companies import services
 from companies.authentication import board_actor
@@ -202,11 +204,11 @@ class NoWrites:
         return False
 
 
-class ReadOnlyAdmin(NoWrites, admin.ModelAdmin):
+class ReadOnlyAdmin(NoWrites, ModelAdmin):
     """A log or a record the admin may look at but never write."""
 
 
-class ReadOnlyInline(NoWrites, admin.TabularInline):
+class ReadOnlyInline(NoWrites, TabularInline):
     """Rows shown on their parent's page, written only through the API's services."""
 
     extra = 0
@@ -217,7 +219,7 @@ def author_of(row: models.Model) -> Any:
     return row.author_agent or row.author_user or "—"
 
 
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(ModelAdmin):
     """The change form saves through a service; a refusal rolls the request back and is shown.
 
     Subclasses implement `create` and `update` (and `delete` where rows may be deleted);
@@ -319,7 +321,7 @@ class ServiceFSMAdmin(FSMAdminMixin, ServiceAdmin):
         return True
 
 
-class MembershipInline(CompanyScopedAdmin, admin.TabularInline):
+class MembershipInline(CompanyScopedAdmin, TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user", "company"]
@@ -327,8 +329,12 @@ class MembershipInline(CompanyScopedAdmin, admin.TabularInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin, ModelAdmin):
     """Django's user admin, with our `usr_` id shown and the user's seats inline."""
+
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
 
     fieldsets = ((None, {"fields": ("id", "username", "password")}), *DjangoUserAdmin.fieldsets[1:])
     readonly_fields = ("id",)
@@ -403,7 +409,7 @@ def issue_id_named(identifier: str) -> str | None:
     return named.values_list("issues__id", flat=True).order_by().first()
 
 
-class IssueIdentifierSearch(admin.ModelAdmin):
+class IssueIdentifierSearch(ModelAdmin):
     """Searching an issue identifier (`DEM-3`) also finds the rows about that issue: those whose
     `issue_id` is its id (`rows_about_issue` says otherwise where that is not enough)."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -116,6 +117,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # The board's theme (DESIGN §11): before django.contrib.admin, whose templates it overrides.
+    "unfold",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -324,6 +327,27 @@ SPECTACULAR_SETTINGS = {
         "ActorTypeEnum": "agents.v1.whoami.ACTOR_TYPES",
         "ApprovalTypeEnum": "issues.models.Approval.Type",
         "CostGroupByEnum": "issues.v1.costs.GROUP_BY",
+    },
+}
+
+# After signing in without a `next`, the board lands on its dashboard.
+LOGIN_REDIRECT_URL = "/admin/"
+
+# The board's theme (DESIGN §11): our name, our navigation (paperclip.board), no CDN.
+UNFOLD = {
+    "SITE_TITLE": "Paperclip",
+    "SITE_HEADER": "Paperclip",
+    "SITE_SUBHEADER": "The board",
+    "SITE_SYMBOL": "attach_file",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("paperclip.svg")}
+    ],
+    "SHOW_HISTORY": False,  # the activity log is the history, with every writer in it
+    "SHOW_VIEW_ON_SITE": False,
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": False,
+        "navigation": "paperclip.board.navigation",
     },
 }
 

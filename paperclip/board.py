@@ -1,0 +1,105 @@
+"""The board's frame (DESIGN §11): the admin theme's settings callbacks, in one place.
+
+`UNFOLD` in settings names these: who sees the plumbing (superusers only), and the sidebar
+badges that say what needs a human now.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse_lazy
+
+
+def superuser_only(request) -> bool:
+    """Plumbing (users, groups, keys, tokens, deliveries, the task queue) is the instance
+    admin's; a board member's sidebar shows the work."""
+    return request.user.is_superuser
+
+
+def viewer_of(app_label: str, model_name: str):
+    """Shown to whoever may view (or change) the model's rows, as the admin would let them."""
+
+    def permission(request) -> bool:
+        user = request.user
+        return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(
+            f"{app_label}.change_{model_name}"
+        )
+
+    return permission
+
+
+def link(title: str, icon: str, url: str, **extra: Any) -> dict[str, Any]:
+    """A sidebar entry for a changelist (`admin:<app>_<model>_changelist`), shown to those who
+    may view the model unless `permission` says otherwise."""
+    parts = url.removeprefix("admin:").removesuffix("_changelist").split("_", 1)
+    if len(parts) == 2 and "permission" not in extra:
+        extra["permission"] = viewer_of(*parts)
+    return {"title": title, "icon": icon, "link": reverse_lazy(url), **extra}
+
+
+def navigation(request) -> list[dict[str, Any]]:
+    """The sidebar (`UNFOLD["SIDEBAR"]["navigation"]`)."""
+    return NAVIGATION
+
+
+NAVIGATION = [
+    {
+        "title": "Work",
+        "separator": False,
+        "items": [
+            link("Dashboard", "dashboard", "admin:index"),
+            link("Issues", "task_alt", "admin:issues_issue_changelist"),
+            link("Approvals", "approval", "admin:issues_approval_changelist"),
+            link("Projects", "folder", "admin:issues_project_changelist"),
+            link("Goals", "flag", "admin:issues_goal_changelist"),
+            link("Labels", "label", "admin:issues_label_changelist"),
+            link("Documents", "description", "admin:issues_document_changelist"),
+            link("Comments", "forum", "admin:issues_comment_changelist"),
+        ],
+    },
+    {
+        "title": "Agents",
+        "separator": True,
+        "items": [
+            link("Agents", "smart_toy", "admin:agents_agent_changelist"),
+            link("Runs", "play_circle", "admin:agents_heartbeatrun_changelist"),
+            link("Teams", "groups", "admin:agents_team_changelist"),
+            link("Webhooks", "webhook", "admin:agents_webhookendpoint_changelist"),
+            link("Webhook deliveries", "send", "admin:agents_webhookdelivery_changelist"),
+        ],
+    },
+    {
+        "title": "Company",
+        "separator": True,
+        "items": [
+            link("Companies", "apartment", "admin:companies_company_changelist"),
+            link("Activity", "history", "admin:companies_activityevent_changelist"),
+        ],
+    },
+    {
+        "title": "Instance",
+        "separator": True,
+        "collapsible": True,
+        "items": [
+            link("Users", "person", "admin:companies_user_changelist", permission=superuser_only),
+            link("Groups", "group", "admin:auth_group_changelist", permission=superuser_only),
+            link(
+                "Agent API keys", "key", "admin:agents_agentapikey_changelist",
+                permission=superuser_only,
+            ),
+            link(
+                "Board tokens", "password", "admin:companies_boardtoken_changelist",
+                permission=superuser_only,
+            ),
+            link(
+                "Wake requests", "alarm", "admin:agents_wakeuprequest_changelist",
+                permission=superuser_only,
+            ),
+            link(
+                "Wake deliveries", "outbox", "admin:agents_wakedelivery_changelist",
+                permission=superuser_only,
+            ),
+        ],
+    },
+]  # fmt: skip
