@@ -6,27 +6,23 @@ refused task never undoes another: the view opts out of the request-wide transac
 (`ATOMIC_REQUESTS`) and opens one per task. A dry run runs every task the same way, service,
 checks and all, and rolls each one back: it reports what would happen and writes nothing.
 
-Each task is one call of the service its verb has on its own (`issue_assign`, `issue_cancel`,
-`issue_reassign`; `task_update` for labels and priority), refusals said in task terms as the
-single-task verbs say them (`task_refusals`), and errors in `/v1`'s shape without the request id
-(the envelope carries it once).
+The tasks are run by `issues.services.bulk.bulk_apply` (the admin's bulk actions call it too);
+this view validates the op's args, says refusals in task terms as the single-task verbs say them
+(`task_refusals`), and errors in `/v1`'s shape without the request id (the envelope carries it
+once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, prefetch_related_objects
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 from rest_framework.response import Response
 
 from issues.models import Issue, Priority
-from issues.services.lifecycle import task_update
-from issues.services.verbs import issue_assign, issue_cancel, issue_reassign
+from issues.services.bulk import OPS, BulkResult, bulk_apply
 from issues.v1.tasks import (
     AssignSerializer,
     CancelSerializer,
@@ -34,11 +30,9 @@ from issues.v1.tasks import (
     TaskSerializer,
     task_refusals,
 )
-from paperclip.actors import Actor
 from paperclip.api.serializers import CamelSerializer, LabelChoiceField
 from paperclip.api.viewsets import ID, route
-from paperclip.ids import parse_id
-from paperclip.v1.errors import V1
+from paperclip.errors import DomainError
 from paperclip.v1.viewsets import V1ViewSet
 
 MAX_IDS = 500
@@ -54,36 +48,14 @@ class PrioritySerializer(CamelSerializer):
     priority = LabelChoiceField(Priority)
 
 
-def _label(actor: Actor, issue: Issue, labels: list[str]) -> Issue:
-    return task_update(actor=actor, issue=issue, changes={}, add_labels=labels)
-
-
-def _unlabel(actor: Actor, issue: Issue, labels: list[str]) -> Issue:
-    return task_update(actor=actor, issue=issue, changes={}, remove_labels=labels)
-
-
-def _set_priority(actor: Actor, issue: Issue, priority: int) -> Issue:
-    return task_update(actor=actor, issue=issue, changes={"priority": priority})
-
-
-@dataclass(frozen=True)
-class Op:
-    """One bulk verb: what its `args` are, the action its refusals name, and the one service
-    call it makes per task."""
-
-    args: type[serializers.Serializer]
-    action: str
-    apply: Callable[..., Issue]
-
-
-OPS: dict[str, Op] = {
-    "assign": Op(AssignSerializer, "assign", issue_assign),
-    "cancel": Op(CancelSerializer, "cancel", issue_cancel),
-    "reassign": Op(ReassignSerializer, "reassign", issue_reassign),
-    # Labels and priority are edits: a finished task refuses them as `task_frozen`.
-    "label": Op(LabelsSerializer, "update", _label),
-    "unlabel": Op(LabelsSerializer, "update", _unlabel),
-    "set_priority": Op(PrioritySerializer, "update", _set_priority),
+# Each op's `args`, validated into the keywords its service call takes.
+ARGS: dict[str, type[serializers.Serializer]] = {
+    "assign": AssignSerializer,
+    "cancel": CancelSerializer,
+    "reassign": ReassignSerializer,
+    "label": LabelsSerializer,
+    "unlabel": LabelsSerializer,
+    "set_priority": PrioritySerializer,
 }
 
 
@@ -94,7 +66,7 @@ class BulkSerializer(CamelSerializer):
         max_length=MAX_IDS,
         help_text=f"Task ids or identifiers, 1 to {MAX_IDS}; answered in this order.",
     )
-    op = serializers.ChoiceField(choices=list(OPS))
+    op = serializers.ChoiceField(choices=list(ARGS))
     args = serializers.DictField(
         required=False,
         default=dict,
@@ -107,7 +79,7 @@ class BulkSerializer(CamelSerializer):
     )
 
     def validate(self, attrs):
-        args = OPS[attrs["op"]].args(data=attrs["args"], context=self.context)
+        args = ARGS[attrs["op"]](data=attrs["args"], context=self.context)
         if not args.is_valid():
             raise serializers.ValidationError({"args": args.errors})
         attrs["args"] = dict(args.validated_data)
@@ -156,64 +128,43 @@ class BulkViewSet(V1ViewSet):
     def create(self, request, company_pk: str):
         serializer = BulkSerializer(data=request.data, context={"company": self.company})
         serializer.is_valid(raise_exception=True)
-        ids, args = serializer.validated_data["ids"], serializer.validated_data["args"]
-        op, dry_run = OPS[serializer.validated_data["op"]], serializer.validated_data["dry_run"]
-
-        issues = self._issues(ids)
-        done: set[str] = set()
-        outcomes = []
-        for ref in ids:
-            issue = issues.get(ref)
-            if issue is None:
-                outcome = {"ok": False, "error": _error("not_found", "Not found")}
-            elif issue.pk in done:
-                message = "Listed more than once: only its first entry runs"
-                outcome = {"ok": False, "error": _error("duplicate", message, {"id": issue.pk})}
-            else:
-                done.add(issue.pk)
-                outcome = self._run(op, issue, args, dry_run)
-            outcomes.append({"id": ref, **outcome})
-
-        succeeded = sum(1 for outcome in outcomes if outcome["ok"])
+        data = serializer.validated_data
+        results = bulk_apply(
+            actor=self.actor,
+            company=self.company,
+            ids=data["ids"],
+            op=data["op"],
+            args=data["args"],
+            dry_run=data["dry_run"],
+        )
+        action = OPS[data["op"]].action
+        outcomes = [{"id": result.ref, **self._outcome(result, action)} for result in results]
+        succeeded = sum(1 for result in results if result.ok)
         response = Response(outcomes)
         response.meta = {
             "succeeded": succeeded,
-            "failed": len(outcomes) - succeeded,
-            "dryRun": dry_run,
+            "failed": len(results) - succeeded,
+            "dryRun": data["dry_run"],
         }
         return response
 
-    def _issues(self, refs: list[str]) -> dict[str, Issue]:
-        """The company's tasks the refs name (by id, in either form, or identifier), in one
-        query; a ref naming nothing the caller can see is absent."""
-        pks = {ref: parse_id(ref, "iss") for ref in refs}
-        identifiers = {ref: ref.upper() for ref, pk in pks.items() if not pk}
-        rows = self.get_queryset().filter(
-            Q(pk__in={pk for pk in pks.values() if pk}) | Q(identifier__in=identifiers.values())
-        )
-        found = {issue.pk: issue for issue in rows} | {issue.identifier: issue for issue in rows}
-        named = {ref: found.get(pks[ref] or identifiers.get(ref)) for ref in pks}
-        return {ref: issue for ref, issue in named.items() if issue is not None}
+    def _outcome(self, result: BulkResult, action: str) -> dict[str, Any]:
+        if result.ok:
+            return {"ok": True, "task": TaskSerializer(result.issue).data}
+        error = result.error
+        if result.issue is not None and error.code != "duplicate":
+            error = _in_task_terms(result.issue, action, error)
+        return {"ok": False, "error": _error(error.code, error.message, error.details)}
 
-    def _run(self, op: Op, issue: Issue, args: dict[str, Any], dry_run: bool) -> dict[str, Any]:
-        """One task in its own transaction: the service call, then the task as it ends up.
-        A refusal is this task's error entry; a failure we cannot name (a bug, the database
-        gone) still fails the request as a whole."""
-        try:
-            with transaction.atomic():
-                with task_refusals(issue, op.action):
-                    issue = op.apply(actor=self.actor, issue=issue, **args)
-                prefetch_related_objects([issue], "labels", "dependencies")
-                task = TaskSerializer(issue).data
-                if dry_run:  # the task as it would be, and nothing of it kept
-                    transaction.set_rollback(True)
-        except Exception as exc:
-            answer = V1.answer(self.request, exc)
-            if answer is None or answer[0] >= 500:
-                raise
-            error = answer[1]["error"]
-            return {"ok": False, "error": _error(error["code"], error["message"], error["details"])}
-        return {"ok": True, "task": task}
+
+def _in_task_terms(issue: Issue, action: str, error: DomainError) -> DomainError:
+    """A refusal as the single-task verbs say it (`task_refusals`: `invalid_transition` with
+    the `/v1` state and its actions, `task_frozen`), other refusals as they are."""
+    try:
+        with task_refusals(issue, action):
+            raise error
+    except DomainError as said:
+        return said
 
 
 # Each task commits (or rolls back) on its own: not one transaction around the request.
