@@ -4,9 +4,13 @@ endpoints save, delete, re-enable, ping and rotate through the webhook services.
 from __future__ import annotations
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
+from django.db.models import OuterRef, Subquery
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from unfold.decorators import display
 
 from agents import services
 from agents.events import ALL, EVENT_TYPES
@@ -34,6 +38,15 @@ from companies.admin import (
 from companies.authentication import board_actor
 from companies.models import Company
 from paperclip.errors import ValidationFailed
+
+
+def lease_left(expires_at) -> str:
+    """`4m 10s left`, or `expired 3m ago`: what the countdown shows before its script runs."""
+    seconds = int((expires_at - timezone.now()).total_seconds())
+    minutes, rest = divmod(abs(seconds), 60)
+    span = f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
+    return f"{span} left" if seconds > 0 else f"expired {span} ago"
+
 
 AGENT_TRANSITIONS = {
     "pause": services.agent_pause,
@@ -130,21 +143,147 @@ class AgentApiKeyAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     list_select_related = ("agent",)
 
 
+class RunState(admin.SimpleListFilter):
+    """The run monitor opens on the live runs (queued or running, an expired lease flagged);
+    finished ones are one click away."""
+
+    title = "state"
+    parameter_name = "state"
+    default = "live"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("live", "Live"),
+            ("expired", "Lease expired"),
+            ("finished", "Finished"),
+            ("all", "All"),
+        ]
+
+    def choices(self, changelist):
+        current = self.value() or self.default
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        state = self.value() or self.default
+        if state == "live":
+            return queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES)
+        if state == "expired":
+            return queryset.expired()
+        if state == "finished":
+            return queryset.exclude(status__in=HeartbeatRun.LIVE_STATUSES)
+        return queryset
+
+
+RUN_STATUS_COLOURS = {
+    HeartbeatRun.Status.QUEUED: "info",
+    HeartbeatRun.Status.RUNNING: "success",
+    HeartbeatRun.Status.SUCCEEDED: "success",
+    HeartbeatRun.Status.FAILED: "danger",
+    HeartbeatRun.Status.TIMED_OUT: "warning",
+    HeartbeatRun.Status.CANCELLED: "warning",
+}
+
+
 @admin.register(HeartbeatRun)
 class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
+    """The run monitor: live runs first, each with its lease counting down (an expired one
+    flagged), its agent and the issue it is about by name; cancel and force-release from here,
+    through the same services as the API."""
+
     list_display = (
-        "id",
+        "short_id",
         "agent",
-        "status",
+        "state",
+        "issue",
         "wake_reason",
-        "issue_id",
-        "lease_expires_at",
-        "created_at",
+        "lease",
+        "started_at",
         "finished_at",
     )
-    list_filter = ("status", "invocation_source")
+    list_display_links = ("short_id",)
+    list_filter = (RunState, "status", "invocation_source")
     search_fields = ("id", "agent__name", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("agent",)
+    actions = ["cancel_selected", "force_release_selected"]
+
+    class Media:
+        js = ("board/countdown.js",)
+
+    def get_queryset(self, request):
+        issues = apps.get_model("issues", "Issue").objects.filter(pk=OuterRef("issue_id"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(issue_identifier=Subquery(issues.values("identifier")[:1]))
+        )
+
+    @admin.display(description="Run", ordering="id")
+    def short_id(self, run: HeartbeatRun) -> str:
+        return f"…{run.pk[-6:]}"
+
+    @display(description="Status", ordering="status", label=RUN_STATUS_COLOURS)
+    def state(self, run: HeartbeatRun) -> str:
+        return run.status
+
+    @admin.display(description="Issue", ordering="issue_id")
+    def issue(self, run: HeartbeatRun) -> str:
+        if not run.issue_id:
+            return "—"
+        url = reverse("admin:issues_issue_change", args=[run.issue_id])
+        return format_html('<a href="{}">{}</a>', url, run.issue_identifier or run.issue_id)
+
+    @admin.display(description="Lease", ordering="lease_expires_at")
+    def lease(self, run: HeartbeatRun) -> str:
+        """Live: a countdown to the lease's end (board/countdown.js ticks it); past its end
+        while still queued or running: flagged, the run is dead though nobody has said so."""
+        if run.is_terminal or run.lease_expires_at is None:
+            return "—"
+        return format_html(
+            '<span data-expires-at="{}" title="{}">{}</span>',
+            run.lease_expires_at.isoformat(),
+            run.lease_expires_at.isoformat(),
+            lease_left(run.lease_expires_at),
+        )
+
+    def has_stop_permission(self, request) -> bool:
+        # Stopping a run changes the work: who may change issues may (the services check the
+        # seat).
+        return request.user.has_perm("issues.change_issue")
+
+    @admin.action(description="Cancel the selected runs", permissions=["stop"])
+    def cancel_selected(self, request, queryset):
+        actor = board_actor(request.user)
+        done = 0
+        for run in queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES):
+            try:
+                services.run_cancel(actor=actor, run=run)
+                done += 1
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{run}: {refusal_message(exc)}", messages.ERROR)
+        self.message_user(request, f"{done} run(s) cancelled.", messages.SUCCESS)
+
+    @admin.action(
+        description="Force-release the locks the selected runs hold", permissions=["stop"]
+    )
+    def force_release_selected(self, request, queryset):
+        from issues.services import issue_force_release  # issues build on agents
+
+        actor = board_actor(request.user)
+        held = apps.get_model("issues", "Issue").objects.filter(checkout_run__in=queryset)
+        done = 0
+        for issue in held:
+            try:
+                issue_force_release(actor=actor, issue=issue)
+                done += 1
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{issue}: {refusal_message(exc)}", messages.ERROR)
+        self.message_user(request, f"{done} lock(s) released.", messages.SUCCESS)
+
     exclude = ("log_tail", "log_file")
     readonly_fields = ("output",)
 
