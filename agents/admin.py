@@ -169,7 +169,8 @@ class RunState(admin.SimpleListFilter):
             }
 
     def queryset(self, request, queryset):
-        state = self.value() or self.default
+        # The default is the page's, not an action's: runs picked by id are acted on.
+        state = self.value() or (self.default if request.method == "GET" else "all")
         if state == "live":
             return queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES)
         if state == "expired":

@@ -10,11 +10,12 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Case, Count, IntegerField, Value, When
+from django.db.models import Case, IntegerField, Prefetch, Value, When
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_fsm import TransitionNotAllowed
+from unfold.decorators import display
 
 from companies.admin import (
     SERVICE_REFUSALS,
@@ -27,7 +28,43 @@ from companies.admin import (
 )
 from companies.authentication import board_actor
 from issues import services
-from issues.models import Approval, ApprovalComment
+from issues.models import Approval, ApprovalComment, Issue
+
+STATUS_COLOURS = {
+    Approval.Status.PENDING: "warning",
+    Approval.Status.REVISION_REQUESTED: "info",
+    Approval.Status.APPROVED: "success",
+    Approval.Status.REJECTED: "danger",
+    Approval.Status.CANCELLED: "info",
+}
+
+
+class AwaitingDecision(admin.SimpleListFilter):
+    """The queue opens on what waits for the board (pending); the rest is a click away."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Waiting for the board"), ("all", "All")]
+
+    def choices(self, changelist):
+        current = self.value() or "pending"
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        # The default is the page's, not an action's: rows picked by id are acted on whatever
+        # their status (the service says why it refuses one).
+        value = self.value() or ("pending" if request.method == "GET" else "all")
+        if value == "pending" and "status__exact" not in request.GET:
+            return queryset.filter(status=Approval.Status.PENDING)
+        return queryset
+
 
 DECISION_LABELS = {
     "approve": "Approve",
@@ -83,8 +120,9 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     form = ApprovalForm
     fsm_fields = ["status"]
-    list_display = ("id", "type", "status", "requester", "created_at", "linked_issues", "company")
-    list_filter = ("status", "type")
+    list_display = ("short_id", "kind", "state", "requester", "created_at", "linked_issues")
+    list_display_links = ("short_id", "kind")
+    list_filter = (AwaitingDecision, "status", "type")
     search_fields = ("id", "requested_by_agent__name")
     list_select_related = ("company", "requested_by_agent", "requested_by_user")
     ordering = (
@@ -116,7 +154,20 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     actions = ["approve_selected", "reject_selected", "request_revision_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(issues_count=Count("issues"))
+        linked = Prefetch("issues", queryset=Issue.objects.only("id", "identifier", "title"))
+        return super().get_queryset(request).prefetch_related(linked)
+
+    @admin.display(description="Approval", ordering="id")
+    def short_id(self, approval: Approval) -> str:
+        return f"…{approval.pk[-6:]}"
+
+    @admin.display(description="Type", ordering="type")
+    def kind(self, approval: Approval) -> str:
+        return approval.get_type_display()
+
+    @display(description="Status", ordering="status", label=STATUS_COLOURS)
+    def state(self, approval: Approval) -> str:
+        return approval.status
 
     def has_add_permission(self, request):
         return False  # agents ask through the API (POST /api/companies/{id}/approvals)
@@ -128,9 +179,20 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     def requester(self, approval: Approval):
         return approval.requested_by_agent or approval.requested_by_user or "—"
 
-    @admin.display(description="linked issues", ordering="issues_count")
-    def linked_issues(self, approval: Approval) -> int:
-        return approval.issues_count
+    @admin.display(description="Linked issues")
+    def linked_issues(self, approval: Approval):
+        """The issues it is about, by identifier (their titles on hover), linked."""
+        issues = sorted(approval.issues.all(), key=lambda issue: issue.identifier)
+        if not issues:
+            return "—"
+        return format_html_join(
+            mark_safe(", "),
+            '<a href="{}" title="{}">{}</a>',
+            (
+                (reverse("admin:issues_issue_change", args=[i.pk]), i.title, i.identifier)
+                for i in issues
+            ),
+        )
 
     @admin.display(description="payload")
     def payload_json(self, approval: Approval):

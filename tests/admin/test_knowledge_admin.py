@@ -169,25 +169,30 @@ def act(client, action: str, *approvals: Approval):
     )
 
 
-def test_approvals_changelist_shows_pending_first_then_newest(staff, company, agent):
+def test_the_approvals_queue_opens_on_pending_and_lists_pending_first_then_newest(
+    staff, company, agent
+):
     old_pending = approval_of(company, agent)
     approved = approval_of(company, agent, status="approved")
     new_pending = approval_of(company, agent)
-    new_pending.issues.add(*[factories.IssueFactory(company=company) for _ in range(2)])
+    linked = [factories.IssueFactory(company=company) for _ in range(2)]
+    new_pending.issues.add(*linked)
     rejected = approval_of(company, agent, status="rejected")
 
-    response = staff.get(APPROVALS)
+    queue = staff.get(APPROVALS)
+    everything = staff.get(APPROVALS, {"queue": "all"})
 
-    assert response.status_code == 200
-    assert list(response.context["cl"].result_list) == [
+    assert queue.status_code == 200
+    assert list(queue.context["cl"].result_list) == [new_pending, old_pending]
+    assert list(everything.context["cl"].result_list) == [
         new_pending,
         old_pending,
         rejected,
         approved,
     ]
-    [row] = [r for r in response.context["cl"].result_list if r == new_pending]
-    assert row.issues_count == 2  # the "linked issues" column
-    assert agent.name in response.content.decode()  # the requester column
+    page = queue.content.decode()
+    assert all(f">{issue.identifier}</a>" in page for issue in linked)  # linked issues, named
+    assert agent.name in page  # the requester column
 
 
 def test_approvals_changelist_filters_by_status_and_type(staff, company, agent):
