@@ -13,11 +13,16 @@ import re
 from typing import Any
 
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 from unfold.admin import ModelAdmin, TabularInline
@@ -113,6 +118,15 @@ class SameCompanyForm(AdminForm):
             if any(isinstance(v, models.Model) and not in_company(v, company_id) for v in values):
                 self.add_error(name, "Pick one of this company's own.")
         return cleaned
+
+
+def admin_change_url(model_name: str, pk: str) -> str | None:
+    """The admin page of a row named by its model's name (`issue`, `agent`, ...), if any."""
+    for model in admin.site._registry:
+        if model._meta.model_name == model_name:
+            opts = model._meta
+            return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[quote(pk)])
+    return None
 
 
 class CompanyScopedAdmin(admin.options.BaseModelAdmin):
@@ -426,15 +440,58 @@ class IssueIdentifierSearch(ModelAdmin):
 
 @admin.register(ActivityEvent)
 class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
-    list_display = ("created_at", "action", "entity", "actor", "company")
+    """The activity log, readable: who (by name), did what, to what (linked, an issue by its
+    identifier), when (relative, exact on hover). Names come in the list's one query."""
+
+    list_display = ("when", "actor", "action", "entity", "company")
     list_filter = ("action", "entity_type", "actor_type")
     search_fields = ("entity_id", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("company",)
 
-    @admin.display(description="entity")
-    def entity(self, event: ActivityEvent) -> str:
-        return f"{event.entity_type} {event.entity_id}"
+    def get_queryset(self, request):
+        def name_of(model: str, field: str, key: str):
+            rows = apps.get_model(*model.split(".")).objects.filter(pk=OuterRef(key))
+            return Subquery(rows.values(field)[:1])
 
-    @admin.display(description="actor")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                agent_name=name_of("agents.Agent", "name", "actor_id"),
+                user_name=name_of("companies.User", "username", "actor_id"),
+                issue_identifier=name_of("issues.Issue", "identifier", "issue_id"),
+            )
+        )
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, event: ActivityEvent) -> str:
+        return format_html(
+            '<span title="{}">{} ago</span>',
+            event.created_at.isoformat(),
+            timesince(event.created_at),
+        )
+
+    @admin.display(description="actor", ordering="actor_id")
     def actor(self, event: ActivityEvent) -> str:
-        return f"{event.actor_type} {event.actor_id}"
+        if event.actor_type == "agent":
+            return event.agent_name or event.actor_id
+        if event.actor_type == "user":
+            return event.user_name or event.actor_id
+        return event.actor_type  # system
+
+    @admin.display(description="about", ordering="entity_type")
+    def entity(self, event: ActivityEvent) -> str:
+        """The row the change is about, linked to its admin page; on an issue, by identifier."""
+        target = admin_change_url(event.entity_type, event.entity_id)
+        if event.issue_id and event.entity_type != "issue":
+            issue = admin_change_url("issue", event.issue_id)
+            return format_html(
+                '{} on <a href="{}">{}</a>',
+                event.entity_type,
+                issue,
+                event.issue_identifier or event.issue_id,
+            )
+        label = event.issue_identifier if event.entity_type == "issue" else event.entity_type
+        if target is None:
+            return f"{event.entity_type} …{event.entity_id[-6:]}"
+        return format_html('<a href="{}">{}</a>', target, label or event.entity_id)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from companies.models import ActivityEvent, Company
+from tests import factories
 
 CHANGELIST = reverse("admin:companies_activityevent_changelist")
 
@@ -66,3 +68,20 @@ def test_staff_sees_only_their_companies_activity(client, board_user, company, o
     response = client.get(CHANGELIST)
 
     assert list(response.context["cl"].result_list) == [ours]
+
+
+def test_the_log_names_who_did_what_to_which_issue(board, staff, company, agent):
+    """Names, identifiers and links where raw ids used to show."""
+    issue = factories.IssueFactory(company=company, title="Ship it")
+    board.patch(f"/api/issues/{issue.pk}", {"title": "Ship it now"}, format="json")
+    board.post(f"/api/issues/{issue.pk}/comments", {"body": "On it"}, format="json")
+    board.post(f"/api/agents/{agent.pk}/pause", {}, format="json")
+
+    page = staff.get(CHANGELIST).content.decode()
+
+    issue_page = reverse("admin:issues_issue_change", args=[quote(issue.pk)])
+    assert f'<a href="{issue_page}">{issue.identifier}</a>' in page  # the issue, by identifier
+    assert f'comment on <a href="{issue_page}">{issue.identifier}</a>' in page
+    assert reverse("admin:agents_agent_change", args=[quote(agent.pk)]) in page
+    assert "alice" in page  # the board user, by name
+    assert issue.pk not in page.replace(issue_page, "")  # no raw id shown
