@@ -6,8 +6,10 @@ from __future__ import annotations
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
-from django.db.models import OuterRef, Subquery
-from django.urls import reverse
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from unfold.decorators import display
@@ -48,6 +50,16 @@ def lease_left(expires_at) -> str:
     return f"{span} left" if seconds > 0 else f"expired {span} ago"
 
 
+AGENT_STATUS_COLOURS = {
+    Agent.Status.ACTIVE: "success",
+    Agent.Status.IDLE: "info",
+    Agent.Status.RUNNING: "success",
+    Agent.Status.PAUSED: "warning",
+    Agent.Status.ERROR: "danger",
+    Agent.Status.PENDING_APPROVAL: "info",
+    Agent.Status.TERMINATED: "danger",
+}
+
 AGENT_TRANSITIONS = {
     "pause": services.agent_pause,
     "resume": services.agent_resume,
@@ -80,13 +92,18 @@ class TeamAdmin(CompanyScopedAdmin, ServiceAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
+    """Agents: status, live run, open issues and spend against budget at a glance; pause,
+    resume and terminate from the list or the page (the agent services); the org chart
+    (`tree/`) shows who reports to whom."""
+
     fsm_fields = ["status"]
     list_display = (
         "name",
-        "company",
         "role",
-        "status",
+        "state",
         "pause_reason",
+        "live_runs",
+        "open_issues",
         "spend",
         "reports_to",
         "last_heartbeat_at",
@@ -102,9 +119,98 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "created_at",
         "updated_at",
     )
+    actions = ["pause_selected", "resume_selected", "terminate_selected"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_spend()  # the spend column, no query a row
+        from issues.models import OPEN_STATUSES, Issue  # issues build on agents
+
+        # Counts as subqueries: `with_spend` already joins the agent's costs.
+        def count(rows, key: str):
+            counted = rows.order_by().values(key).annotate(n=Count("pk")).values("n")
+            return Coalesce(Subquery(counted[:1]), 0)
+
+        issues = Issue.objects.filter(assignee_agent=OuterRef("pk"), status__in=OPEN_STATUSES)
+        runs = HeartbeatRun.objects.filter(agent=OuterRef("pk")).live()
+        return (
+            super()
+            .get_queryset(request)
+            .with_spend()  # the spend column, no query a row
+            .annotate(
+                open_issue_count=count(issues, "assignee_agent"),
+                live_run_count=count(runs, "agent"),
+            )
+        )
+
+    @display(description="Status", ordering="status", label=AGENT_STATUS_COLOURS)
+    def state(self, agent: Agent) -> str:
+        return agent.status
+
+    @admin.display(description="Live runs", ordering="live_run_count")
+    def live_runs(self, agent: Agent):
+        if not agent.live_run_count:
+            return "—"
+        url = reverse("admin:agents_heartbeatrun_changelist") + f"?agent__id__exact={agent.pk}"
+        return format_html('<a href="{}">{}</a>', url, agent.live_run_count)
+
+    @admin.display(description="Open issues", ordering="open_issue_count")
+    def open_issues(self, agent: Agent):
+        if not agent.open_issue_count:
+            return "—"
+        url = reverse("admin:issues_issue_changelist") + f"?assignee_agent__id__exact={agent.pk}"
+        return format_html('<a href="{}">{}</a>', url, agent.open_issue_count)
+
+    def _transition_selected(self, request, queryset, name: str) -> None:
+        actor = board_actor(request.user)
+        done = 0
+        for agent in queryset:
+            try:
+                AGENT_TRANSITIONS[name](actor=actor, agent=agent)
+                done += 1
+            except SERVICE_REFUSALS as exc:
+                self.message_user(request, f"{agent}: {refusal_message(exc)}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{name.capitalize()}: {done} done.", messages.SUCCESS)
+
+    @admin.action(description="Pause", permissions=["change"])
+    def pause_selected(self, request, queryset):
+        self._transition_selected(request, queryset, "pause")
+
+    @admin.action(description="Resume", permissions=["change"])
+    def resume_selected(self, request, queryset):
+        self._transition_selected(request, queryset, "resume")
+
+    @admin.action(description="Terminate", permissions=["change"])
+    def terminate_selected(self, request, queryset):
+        self._transition_selected(request, queryset, "terminate")
+
+    def get_urls(self):
+        tree = self.admin_site.admin_view(self.org_chart)
+        return [path("tree/", tree, name="agents_agent_tree"), *super().get_urls()]
+
+    def org_chart(self, request):
+        """Who reports to whom, per company the user sees: one query for all the agents."""
+        agents = list(
+            self.get_queryset(request).select_related("company").order_by("company__name", "name")
+        )
+        children: dict[str | None, list[Agent]] = {}
+        ids = {agent.pk for agent in agents}
+        for agent in agents:
+            boss = agent.reports_to_id if agent.reports_to_id in ids else None
+            children.setdefault(boss, []).append(agent)
+
+        def branch(boss_id):
+            return [(agent, branch(agent.pk)) for agent in children.get(boss_id, [])]
+
+        companies: dict[str, list] = {}
+        for agent, reports in branch(None):
+            companies.setdefault(agent.company.name, []).append((agent, reports))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Org chart",
+            "opts": self.model._meta,
+            "companies": companies,
+        }
+        return TemplateResponse(request, "admin/agents/agent/tree.html", context)
 
     @admin.display(description="Spent this month")
     def spend(self, agent: Agent) -> str:

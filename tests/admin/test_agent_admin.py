@@ -127,3 +127,46 @@ def test_the_agents_list_and_page_show_this_months_spend_against_the_budget(staf
     assert "$2.50 of $10.00 (25%)" in listed
     assert "$0.00 (no budget)" in listed
     assert "$2.50 of $10.00 (25%)" in page
+
+
+def test_the_agents_list_shows_status_live_runs_and_open_issues(staff, company, agent):
+    factories.IssueFactory(company=company, assignee_agent=agent, status="todo")
+    factories.IssueFactory(company=company, assignee_agent=agent, status="done")
+    factories.HeartbeatRunFactory(agent=agent, status="running")
+    factories.CostEventFactory(agent=agent, cost_cents=100)  # spend joins; counts must not
+
+    response = staff.get(reverse("admin:agents_agent_changelist"))
+
+    [row] = response.context["cl"].result_list
+    assert (row.open_issue_count, row.live_run_count) == (1, 1)
+    assert "$1.00 (no budget)" in response.content.decode()
+
+
+def test_pause_and_resume_from_the_list_go_through_the_services(staff, company, agent):
+    peer = factories.AgentFactory(company=company, name="Peer")
+    changelist = reverse("admin:agents_agent_changelist")
+
+    staff.post(changelist, {"action": "pause_selected", "_selected_action": [agent.pk, peer.pk]})
+    paused = set(Agent.objects.values_list("status", flat=True))
+    staff.post(changelist, {"action": "resume_selected", "_selected_action": [agent.pk]})
+
+    assert paused == {"paused"}
+    assert dict(Agent.objects.values_list("name", "status")) == {
+        agent.name: "active",
+        "Peer": "paused",
+    }
+    assert ActivityEvent.objects.filter(action="agent.paused").count() == 2
+
+
+def test_the_org_chart_nests_agents_under_whom_they_report_to(staff, company, agent):
+    cto = factories.AgentFactory(company=company, name="Chief", role="cto")
+    agent.reports_to = cto
+    agent.save()
+    other = factories.CompanyFactory(name="Elsewhere Inc")
+    factories.AgentFactory(company=other, name="Stranger")
+
+    response = staff.get(reverse("admin:agents_agent_tree"))
+
+    assert response.status_code == 200
+    [(root, reports)] = response.context["companies"][company.name]
+    assert (root, [child for child, _ in reports]) == (cto, [agent])
