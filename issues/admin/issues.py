@@ -9,14 +9,20 @@ the runs that worked on it.
 
 from __future__ import annotations
 
+from functools import partial
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import SEARCH_VAR
-from django.db.models import Case, Value, When
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
+from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
-from django.urls import get_script_prefix, reverse
+from django.urls import get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
+from unfold.decorators import display
 
 from agents.models import HeartbeatRun
 from companies.admin import (
@@ -31,7 +37,15 @@ from companies.admin import (
 )
 from companies.authentication import board_actor
 from issues import services
-from issues.models import TRANSITION_TO, Attachment, Comment, Document, Issue
+from issues.admin import kanban
+from issues.admin.triage import (
+    SAVED_VIEWS,
+    AssigneeFilter,
+    LockFilter,
+    StatusFilter,
+    bulk_action,
+)
+from issues.models import TRANSITION_TO, Attachment, Comment, Document, Issue, Priority, Project
 
 # The status each PATCH-able transition leads to; `reopen` has its own service.
 PATCH_TARGETS = {name: target for target, name in TRANSITION_TO.items()}
@@ -144,6 +158,25 @@ class AttachmentInline(ReadOnlyInline):
         )
 
 
+STATUS_COLOURS = {
+    "backlog": "",
+    "todo": "info",
+    "in_progress": "primary",
+    "in_review": "warning",
+    "blocked": "danger",
+    "done": "success",
+    "cancelled": "",
+    "failed": "danger",
+}
+PRIORITY_COLOURS = {"critical": "danger", "high": "warning", "medium": "info", "low": ""}
+
+
+class TriageChangeList(ChangeList):
+    def get_queryset(self, request, exclude_parameters=None):
+        # Labels in one query for the page, whatever its rows.
+        return super().get_queryset(request, exclude_parameters).prefetch_related("labels")
+
+
 @admin.register(Issue)
 class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     form = IssueForm
@@ -151,24 +184,42 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     list_display = (
         "identifier",
         "title",
-        "status",
-        "priority",
+        "status_badge",
+        "priority_badge",
         "assignee",
         "project",
-        "updated_at",
+        "label_names",
+        "lock",
+        "updated",
     )
+    list_display_links = ("identifier", "title")
     list_filter = (
-        "status",
+        StatusFilter,
+        AssigneeFilter,
+        LockFilter,
         "priority",
         ("assignee_agent", admin.RelatedOnlyFieldListFilter),
         ("project", admin.RelatedOnlyFieldListFilter),
         ("labels", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("identifier", "title")
-    list_select_related = ("assignee_agent", "assignee_user", "project")
+    list_select_related = (
+        "assignee_agent",
+        "assignee_user",
+        "project",
+        "checkout_run__agent",
+    )
+    list_before_template = "admin/issues/issue/saved_views.html"
     autocomplete_fields = ("parent", "dependencies")
     readonly_fields = ("identifier", "lock_holder", "runs", *RECORD_FIELDS)
-    actions = ["force_release"]
+    actions = [
+        "bulk_assign",
+        "bulk_reassign",
+        "bulk_cancel",
+        "bulk_label",
+        "bulk_set_priority",
+        "force_release",
+    ]
     fieldsets = (
         (None, {"fields": ("company", "identifier", "status", *EDITABLE_FIELDS)}),
         (None, {"fields": ("new_comment",)}),
@@ -177,6 +228,112 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     )
     add_fieldsets = ((None, {"fields": ("company", *EDITABLE_FIELDS)}),)
     inlines = [DocumentInline, AttachmentInline, CommentInline]
+
+    # -- the triage list ---------------------------------------------------------------------
+
+    def get_changelist(self, request, **kwargs):
+        return TriageChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        # An exact identifier typed in search (`DEM-12`, any case) opens that issue.
+        term = request.GET.get(SEARCH_VAR, "").strip()
+        if ISSUE_IDENTIFIER.fullmatch(term):
+            named = self.get_queryset(request).filter(identifier__iexact=term).first()
+            if named is not None:
+                return HttpResponseRedirect(
+                    reverse("admin:issues_issue_change", args=[quote(named.pk)])
+                )
+        context = {**(extra_context or {}), "saved_views": self._saved_views(request)}
+        return super().changelist_view(request, context)
+
+    def _saved_views(self, request) -> dict:
+        """The one-click views above the list, and the projects to pick one from."""
+        base = reverse("admin:issues_issue_changelist")
+        current = {key: value for key, value in request.GET.items() if key != "p"}
+        views = [
+            {"title": title, "url": f"{base}?{urlencode(query)}" if query else base,
+             "active": current == query}
+            for title, query in SAVED_VIEWS
+        ]  # fmt: skip
+        projects = Project.objects.filter(
+            pk__in=self.get_queryset(request).exclude(project=None).values("project_id")
+        ).order_by("name")
+        return {
+            "views": views,
+            "projects": [(p.pk, p.name) for p in projects],
+            "project": request.GET.get("project__id__exact", ""),
+            "kanban": reverse("admin:issues_issue_kanban"),
+        }
+
+    @display(description="status", ordering="status", label=STATUS_COLOURS)
+    def status_badge(self, issue: Issue):
+        return issue.status, issue.get_status_display()
+
+    @display(description="priority", ordering="priority", label=PRIORITY_COLOURS)
+    def priority_badge(self, issue: Issue):
+        label = Priority(issue.priority).label
+        return label.lower(), label
+
+    @display(description="labels", label=True)
+    def label_names(self, issue: Issue):
+        return [label.name for label in issue.labels.all()] or None
+
+    @display(description="lock")
+    def lock(self, issue: Issue):
+        run = issue.checkout_run
+        if run is None:
+            return "—"
+        state = "live" if run.is_live else "stale"
+        return format_html(
+            '<a href="{}" title="{}">{} · {}</a>',
+            reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]),
+            run.pk,
+            run.agent,
+            state,
+        )
+
+    @display(description="updated", ordering="updated_at")
+    def updated(self, issue: Issue):
+        moment = issue.updated_at
+        return format_html('<span title="{}">{} ago</span>', moment.isoformat(), timesince(moment))
+
+    # -- bulk actions, through the service `/v1` bulk uses -----------------------------------
+
+    @admin.action(description="Assign the selected issues to an agent")
+    def bulk_assign(self, request, queryset):
+        return bulk_action(self, request, queryset, "assign", "bulk_assign")
+
+    @admin.action(description="Reassign the selected issues to another agent")
+    def bulk_reassign(self, request, queryset):
+        return bulk_action(self, request, queryset, "reassign", "bulk_reassign")
+
+    @admin.action(description="Cancel the selected issues")
+    def bulk_cancel(self, request, queryset):
+        return bulk_action(self, request, queryset, "cancel", "bulk_cancel")
+
+    @admin.action(description="Add labels to the selected issues")
+    def bulk_label(self, request, queryset):
+        return bulk_action(self, request, queryset, "label", "bulk_label")
+
+    @admin.action(description="Set the priority of the selected issues")
+    def bulk_set_priority(self, request, queryset):
+        return bulk_action(self, request, queryset, "set_priority", "bulk_set_priority")
+
+    # -- the kanban --------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("kanban/", view(partial(kanban.board_view, self)), name="issues_issue_kanban"),
+            path(
+                "kanban/move/",
+                view(partial(kanban.move_view, self)),
+                name="issues_issue_kanban_move",
+            ),
+            *super().get_urls(),
+        ]
+
+    # -- the issue page ----------------------------------------------------------------------
 
     @admin.display(description="assignee")
     def assignee(self, issue: Issue):
@@ -245,15 +402,6 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             )
         elif not locked:
             self.message_user(request, "None of the selected issues is locked.", messages.INFO)
-
-    def get_ordering(self, request):
-        # "DEM-3" also finds DEM-30…DEM-39 (and titles naming it): the issue it names comes first.
-        ordering = super().get_ordering(request)
-        term = request.GET.get(SEARCH_VAR, "").strip()
-        if not ISSUE_IDENTIFIER.fullmatch(term):
-            return ordering
-        exact = Case(When(identifier__iexact=term, then=Value(0)), default=Value(1))
-        return [exact.asc(), *(ordering or Issue._meta.ordering)]
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)

@@ -1,9 +1,10 @@
-"""Searching an issue identifier (`ACM-3`, any case): the issue list shows that issue first
-(ACM-30…ACM-39 match too), and the activity log and the runs find the rows about it."""
+"""Searching an issue identifier (`ACM-3`, any case): the issue list opens that issue's page
+(not ACM-30…ACM-39, which contain it), and the activity log and the runs find the rows about it."""
 
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
@@ -12,7 +13,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue, Priority
 from paperclip.ids import as_uuid
 from tests import factories
-from tests.admin import buttons, change_link
+from tests.admin import buttons
 
 ISSUES = reverse("admin:issues_issue_changelist")
 ACTIVITY = reverse("admin:companies_activityevent_changelist")
@@ -52,16 +53,31 @@ def rows_in_page_order(response) -> list[str]:
     return [issue.identifier for issue in response.context["cl"].result_list]
 
 
-def test_an_exact_identifier_comes_first_in_the_issue_search(staff, acm_3):
+def test_an_exact_identifier_opens_that_issues_page(staff, acm_3):
     response = staff.get(ISSUES, {"q": "acm-3"})
 
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:issues_issue_change", args=[quote(acm_3.pk)])
+    # its page, transition buttons included
+    assert set(buttons(staff.get(response["Location"]))) == {"to_todo", "block", "cancel"}
+
+
+def test_an_identifier_naming_no_issue_searches_as_text(staff, acm_3):
+    response = staff.get(ISSUES, {"q": "acm-4"})
+
     assert response.status_code == 200
-    assert response.context["cl"].result_count == 11
-    shown = rows_in_page_order(response)
-    assert shown[0] == "ACM-3"
-    assert sorted(shown[1:]) == sorted(f"ACM-{n}" for n in range(30, 40))
-    # and its row leads to its page, transition buttons included
-    assert set(buttons(staff.get(change_link(response, "ACM-3")))) == {"to_todo", "block", "cancel"}
+    assert response.context["cl"].result_count == 0
+
+
+def test_another_companys_identifier_opens_nothing(client, board_user, other_company):
+    board_user.user_permissions.add(Permission.objects.get(codename="view_issue"))
+    theirs = factories.IssueFactory(company=other_company)
+    client.force_login(board_user)
+
+    response = client.get(ISSUES, {"q": theirs.identifier})
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 0
 
 
 def test_a_search_that_is_no_identifier_keeps_the_usual_order(staff, acm_3):
