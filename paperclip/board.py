@@ -1,13 +1,14 @@
 """The board's frame (DESIGN §11): the admin theme's settings callbacks, in one place.
 
 `UNFOLD` in settings names these: who sees the plumbing (superusers only), and the sidebar
-badges that say what needs a human now.
+badges that say what needs a human now. The home page is the dashboard (`dashboard_callback`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.urls import reverse_lazy
 
 
@@ -103,3 +104,22 @@ NAVIGATION = [
         ],
     },
 ]  # fmt: skip
+
+
+def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
+    """The board's home page (`UNFOLD["DASHBOARD_CALLBACK"]`, DESIGN §10): the dashboard of the
+    company picked with `?company=<id>` (the user's first by default) among those it may see.
+    A company it may not see is a 404, exactly like a missing one."""
+    # The apps build on paperclip/, never the other way: the read is looked up when called.
+    from companies.board_dashboard import board_companies, board_dashboard, picked_company
+
+    companies = board_companies(request.user)
+    company = picked_company(companies, request.GET.get("company"))
+    if company is None and request.GET.get("company"):
+        raise Http404("No such company")
+    context.update(
+        title="Dashboard",
+        companies=companies,
+        dashboard=board_dashboard(company) if company else None,
+    )
+    return context

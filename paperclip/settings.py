@@ -344,6 +344,7 @@ UNFOLD = {
     ],
     "SHOW_HISTORY": False,  # the activity log is the history, with every writer in it
     "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "paperclip.board.dashboard_callback",
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": False,
