@@ -14,10 +14,11 @@ STAMP := $(VENV)/.installed
 ADDR ?= 127.0.0.1:3100
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-pg lint format lock migrations-check clean
+.PHONY: help install chromium run test test-pg lint format lock migrations-check clean
 
 help:
 	@echo "make install           create .venv and install requirements.lock (hash-checked)"
+	@echo "make chromium          install Debian's chromium for the browser tests when missing (apt-get, root or sudo)"
 	@echo "make run               migrate, bootstrap the demo company, start the task workers, serve on http://$(ADDR)/"
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
@@ -38,6 +39,11 @@ $(STAMP): requirements.lock | $(BIN)/python
 	touch $@
 
 install: $(STAMP)
+
+# The browser tests drive the system's Chromium (never a download). Installed with apt-get when
+# missing and the user may; otherwise scripts/chromium-install says why and the tests skip.
+chromium:
+	@scripts/chromium-install
 
 # Plain-HTTP local development: DEBUG on and cookies without the Secure flag, unless set already.
 run: export DEBUG ?= 1
@@ -60,7 +66,7 @@ test migrations-check: export SECRET_KEY ?= test-secret-key-not-for-production-0
 test migrations-check: export DEBUG ?= 0
 
 # pytest exits 5 when it collected no tests: a run that tests nothing is a failure, say so.
-test: $(STAMP)
+test: $(STAMP) chromium
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 		echo "pytest on $${DATABASE_URL%%://*}://…@$${DATABASE_URL##*@} (DATABASE_URL)"; \
 	else echo "pytest on SQLite (DATABASE_URL unset)"; fi
