@@ -64,6 +64,12 @@ NAVIGATION = [
         "separator": True,
         "items": [
             link("Agents", "smart_toy", "admin:agents_agent_changelist"),
+            link(
+                "Org chart",
+                "account_tree",
+                "admin:agents_agent_tree",
+                permission=viewer_of("agents", "agent"),
+            ),
             link("Runs", "play_circle", "admin:agents_heartbeatrun_changelist"),
             link("Teams", "groups", "admin:agents_team_changelist"),
             link("Webhooks", "webhook", "admin:agents_webhookendpoint_changelist"),

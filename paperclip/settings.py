@@ -342,6 +342,7 @@ UNFOLD = {
     "SITE_FAVICONS": [
         {"rel": "icon", "type": "image/svg+xml", "href": lambda request: static("paperclip.svg")}
     ],
+    "SCRIPTS": [lambda request: static("board/keys.js")],  # the keyboard: "?" lists it
     "SHOW_HISTORY": False,  # the activity log is the history, with every writer in it
     "SHOW_VIEW_ON_SITE": False,
     "DASHBOARD_CALLBACK": "paperclip.board.dashboard_callback",
