@@ -294,6 +294,10 @@ class ServiceFSMAdmin(FSMAdminMixin, ServiceAdmin):
     def transition(self, request, obj, name: str) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def get_fsm_block_label(fsm_field_name: str) -> str:
+        return "Status"  # the buttons' group: the lifecycle, not django-fsm's "Transition (status)"
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # FSMAdminMixin looks the object up with the URL's id as is, but the changelist links
         # to `quote(pk)` (`iss_01…` → `iss_5F01…`): unquoted here, as Django's own view does,
