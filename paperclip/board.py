@@ -51,6 +51,12 @@ NAVIGATION = [
         "items": [
             link("Dashboard", "dashboard", "admin:index"),
             link("Issues", "task_alt", "admin:issues_issue_changelist"),
+            link(
+                "Kanban",
+                "view_kanban",
+                "admin:issues_issue_kanban",
+                permission=viewer_of("issues", "issue"),
+            ),
             link("Approvals", "approval", "admin:issues_approval_changelist"),
             link("Projects", "folder", "admin:issues_project_changelist"),
             link("Goals", "flag", "admin:issues_goal_changelist"),
