@@ -87,18 +87,18 @@ class PauseReason(models.TextChoices):
 
 class Agent(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
     class Role(models.TextChoices):
-        CEO = "ceo"
-        CTO = "cto"
-        CMO = "cmo"
-        CFO = "cfo"
-        SECURITY = "security"
-        ENGINEER = "engineer"
-        DESIGNER = "designer"
-        PM = "pm"
-        QA = "qa"
-        DEVOPS = "devops"
-        RESEARCHER = "researcher"
-        GENERAL = "general"
+        CEO = "ceo", "CEO"
+        CTO = "cto", "CTO"
+        CMO = "cmo", "CMO"
+        CFO = "cfo", "CFO"
+        SECURITY = "security", "Security"
+        ENGINEER = "engineer", "Engineer"
+        DESIGNER = "designer", "Designer"
+        PM = "pm", "PM"
+        QA = "qa", "QA"
+        DEVOPS = "devops", "DevOps"
+        RESEARCHER = "researcher", "Researcher"
+        GENERAL = "general", "General"
 
     class Status(models.TextChoices):
         ACTIVE = "active"
