@@ -3,20 +3,25 @@ endpoints save, delete, re-enable, ping and rotate through the webhook services.
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from unfold.decorators import display
 
 from agents import services
 from agents.events import ALL, EVENT_TYPES
 from agents.models import (
+    SECRET_MASK,
     Agent,
     AgentApiKey,
     HeartbeatRun,
@@ -25,6 +30,7 @@ from agents.models import (
     WakeupRequest,
     WebhookDelivery,
     WebhookEndpoint,
+    masked_adapter_config,
 )
 from companies.admin import (
     SERVICE_REFUSALS,
@@ -40,6 +46,18 @@ from companies.admin import (
 from companies.authentication import board_actor
 from companies.models import Company
 from paperclip.errors import ValidationFailed
+
+
+def humanized(code: str) -> str:
+    """`issue_assigned` → `Issue assigned`: a snake_case code as a reader says it."""
+    return code.replace("_", " ").strip().capitalize()
+
+
+def status_badge(status: str, colours: dict[str, str]) -> str:
+    """A status as the theme's coloured label (the list columns' `@display(label=)` look)."""
+    return render_to_string(
+        "unfold/helpers/label.html", {"text": humanized(status), "type": colours.get(status)}
+    )
 
 
 def lease_left(expires_at) -> str:
@@ -90,6 +108,46 @@ class TeamAdmin(CompanyScopedAdmin, ServiceAdmin):
         services.team_delete(actor=actor, team=obj)
 
 
+MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px"
+# JSON and logs wrap rather than widen the page (a phone is 390 px).
+PRE_WRAP = f"{MONOSPACE}; white-space: pre-wrap; word-break: break-word; max-width: 100%"
+
+
+class AgentForm(SameCompanyForm):
+    """The agent's fields, with its adapter settings shown as the API reads them: a process
+    agent's `env` values masked (`masked_adapter_config`). Posted back untouched the config is
+    unchanged; edited, the service puts the stored values back where the mask still is."""
+
+    class Meta:
+        model = Agent
+        fields = "__all__"
+        labels = {"budget_monthly_cents": "Monthly budget (cents)"}
+        help_texts = {
+            "budget_monthly_cents": (
+                "In cents: 2500 is $25.00 a month; 0 means no budget. When this month's spend"
+                " reaches it, the agent is paused (reason: budget)."
+            ),
+            "adapter_config": (
+                "A JSON object. Process agents: command, args (a list), cwd, env (an object;"
+                f" stored values show as {SECRET_MASK} and are kept when left so), timeoutSec,"
+                " graceSec, maxConcurrentRuns. HTTP agents: url, the address woken runs are"
+                " POSTed to."
+            ),
+            "permissions": (
+                'A JSON object kept for Paperclip clients (e.g. {"canCreateAgents": true});'
+                " the server's own rules (board seats, chain of command) do not read it."
+            ),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "adapter_config" in self.initial:
+            self.initial["adapter_config"] = masked_adapter_config(self.initial["adapter_config"])
+        for name in ("adapter_config", "permissions"):
+            if name in self.fields:
+                self.fields[name].widget.attrs.update(rows=6, style=MONOSPACE, spellcheck="false")
+
+
 @admin.register(Agent)
 class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     """Agents: status, live run, open issues and spend against budget at a glance; pause,
@@ -111,15 +169,138 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     list_filter = ("status", "role", "company")
     search_fields = ("name", "title")
     list_select_related = ("company", "reports_to")
+    form = AgentForm
     readonly_fields = (
         "id",
+        "state",
         "pause_reason",
         "spend",
+        "live_runs",
+        "open_issues",
         "last_heartbeat_at",
+        "adapter_settings",
+        "recent_runs",
+        "open_issue_list",
         "created_at",
         "updated_at",
     )
+    add_fieldsets = (
+        (None, {"fields": ("company", "name", ("role", "title"), ("reports_to", "team"))}),
+        ("Budget", {"fields": ("budget_monthly_cents",)}),
+        ("Work", {"fields": ("capabilities", "adapter_type", "adapter_config", "permissions")}),
+    )
+    fieldsets = (
+        (None, {"fields": ("name", ("role", "title"), ("reports_to", "team"), "company")}),
+        (
+            "Status",
+            {
+                "fields": (
+                    ("state", "pause_reason"),
+                    ("spend", "budget_monthly_cents"),
+                    ("live_runs", "open_issues"),
+                    "last_heartbeat_at",
+                )
+            },
+        ),
+        ("Recent runs", {"fields": ("recent_runs",)}),
+        ("Open issues", {"fields": ("open_issue_list",)}),
+        ("Work", {"fields": ("capabilities", "adapter_type", "adapter_config", "permissions")}),
+        ("Record", {"fields": ("id", ("created_at", "updated_at")), "classes": ["collapse"]}),
+    )
     actions = ["pause_selected", "resume_selected", "terminate_selected"]
+    recent_shown = 10
+    open_shown = 20
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return self.add_fieldsets
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+
+        # Read-only, a field would show the stored config as it is: the masked one instead.
+        def masked(names):
+            return tuple("adapter_settings" if n == "adapter_config" else n for n in names)
+
+        return tuple(
+            (title, {**opts, "fields": masked(opts["fields"])}) for title, opts in self.fieldsets
+        )
+
+    @admin.display(description="Adapter config")
+    def adapter_settings(self, agent: Agent) -> str:
+        config = masked_adapter_config(agent.adapter_config)
+        return format_html(
+            '<pre style="{}">{}</pre>',
+            PRE_WRAP,
+            json.dumps(config, indent=2, sort_keys=True),
+        )
+
+    @admin.display(description="Last runs")
+    def recent_runs(self, agent: Agent) -> str:
+        """The agent's newest runs, each with its status and issue: one query."""
+        issues = apps.get_model("issues", "Issue").objects.filter(pk=OuterRef("issue_id"))
+        runs = list(
+            agent.runs.annotate(issue_identifier=Subquery(issues.values("identifier")[:1]))
+            .only("id", "status", "wake_reason", "issue_id", "created_at", "finished_at")
+            .order_by("-created_at", "-id")[: self.recent_shown]
+        )
+        if not runs:
+            return "No runs yet."
+        rows = format_html_join(
+            "",
+            '<li style="margin: 0.25rem 0"><a href="{}" class="underline">{}</a> {} {} · {}</li>',
+            (
+                (
+                    reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]),
+                    timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M"),
+                    status_badge(run.status, RUN_STATUS_COLOURS),
+                    humanized(run.wake_reason) or "—",
+                    run.issue_identifier or "no issue",
+                )
+                for run in runs
+            ),
+        )
+        everything = reverse("admin:agents_heartbeatrun_changelist")
+        return format_html(
+            '<ul style="margin: 0; padding: 0; list-style: none">{}</ul>'
+            '<a href="{}?state=all&agent__id__exact={}" class="underline">All its runs</a>',
+            rows,
+            everything,
+            agent.pk,
+        )
+
+    @admin.display(description="Assigned, open")
+    def open_issue_list(self, agent: Agent) -> str:
+        """Its open issues by identifier (title beside it): one query."""
+        from issues.models import OPEN_STATUSES, Issue  # issues build on agents
+
+        issues = list(
+            Issue.objects.filter(assignee_agent=agent, status__in=OPEN_STATUSES)
+            .only("id", "identifier", "title", "status")
+            .order_by("-updated_at", "-id")[: self.open_shown]
+        )
+        if not issues:
+            return "None."
+        rows = format_html_join(
+            "",
+            '<li style="margin: 0.25rem 0"><a href="{}" class="underline">{}</a> {} · {}</li>',
+            (
+                (
+                    reverse("admin:issues_issue_change", args=[quote(issue.pk)]),
+                    issue.identifier,
+                    issue.title,
+                    issue.get_status_display(),
+                )
+                for issue in issues
+            ),
+        )
+        everything = reverse("admin:issues_issue_changelist")
+        return format_html(
+            '<ul style="margin: 0; padding: 0; list-style: none">{}</ul>'
+            '<a href="{}?assignee_agent__id__exact={}" class="underline">All its issues</a>',
+            rows,
+            everything,
+            agent.pk,
+        )
 
     def get_queryset(self, request):
         from issues.models import OPEN_STATUSES, Issue  # issues build on agents
@@ -342,7 +523,9 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         if not run.issue_id:
             return "—"
         url = reverse("admin:issues_issue_change", args=[run.issue_id])
-        return format_html('<a href="{}">{}</a>', url, run.issue_identifier or run.issue_id)
+        return format_html(
+            '<a href="{}" class="underline">{}</a>', url, run.issue_identifier or run.issue_id
+        )
 
     @admin.display(description="Lease", ordering="lease_expires_at")
     def lease(self, run: HeartbeatRun) -> str:
@@ -391,8 +574,111 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
                 self.message_user(request, f"{issue}: {refusal_message(exc)}", messages.ERROR)
         self.message_user(request, f"{done} lock(s) released.", messages.SUCCESS)
 
-    exclude = ("log_tail", "log_file")
-    readonly_fields = ("output",)
+    readonly_fields = (
+        "agent_link",
+        "issue",
+        "wake",
+        "invocation_source",
+        "state",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "cancel_requested_at",
+        "lease_acquired_at",
+        "lease_renewals",
+        "lease_renewed_at",
+        "lease",
+        "lease_released_at",
+        "lease_release_reason",
+        "fencing_token",
+        "exit_reason",
+        "exit_code",
+        "error",
+        "cost",
+        "output",
+        "details",
+        "id",
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("agent_link", "issue"),
+                    ("wake", "invocation_source"),
+                    "state",
+                    ("created_at", "started_at", "finished_at"),
+                )
+            },
+        ),
+        (
+            "Lease",
+            {
+                "fields": (
+                    ("lease_acquired_at", "lease_renewals"),
+                    ("lease", "lease_renewed_at"),
+                    ("lease_released_at", "lease_release_reason"),
+                )
+            },
+        ),
+        ("Outcome", {"fields": (("exit_reason", "exit_code"), "error", "cost", "output")}),
+        ("Details", {"fields": ("details",)}),
+        ("Record", {"fields": ("id", "fencing_token", "cancel_requested_at")}),
+    )
+    # Reported as JSON: shown (under Details) only when there is something in them.
+    json_fields = ("context", "usage", "result", "checkpoint", "exit_details")
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or any(getattr(obj, name) for name in self.json_fields):
+            return self.fieldsets
+        return tuple(entry for entry in self.fieldsets if entry[0] != "Details")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["subtitle"] = f"{obj.agent.name}'s run · {humanized(obj.status)}"
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Agent")
+    def agent_link(self, run: HeartbeatRun) -> str:
+        url = reverse("admin:agents_agent_change", args=[quote(run.agent_id)])
+        return format_html('<a href="{}" class="underline">{}</a>', url, run.agent.name)
+
+    @admin.display(description="Wake reason", ordering="wake_reason")
+    def wake(self, run: HeartbeatRun) -> str:
+        return humanized(run.wake_reason) or "—"
+
+    @admin.display(description="Cost")
+    def cost(self, run: HeartbeatRun) -> str:
+        """What the run reported it cost (`costUsd`, else `costCents`) and its tokens."""
+        usage = run.usage if isinstance(run.usage, dict) else {}
+        parts = []
+        usd, cents = usage.get("costUsd"), usage.get("costCents")
+        if isinstance(usd, int | float) and not isinstance(usd, bool):
+            parts.append(f"${usd:,.2f}")
+        elif isinstance(cents, int | float) and not isinstance(cents, bool):
+            parts.append(f"${cents / 100:,.2f}")
+        tokens = [
+            f"{usage[key]:,} {word}"
+            for key, word in (("inputTokens", "in"), ("outputTokens", "out"))
+            if isinstance(usage.get(key), int) and not isinstance(usage.get(key), bool)
+        ]
+        if tokens:
+            parts.append(" / ".join(tokens) + " tokens")
+        return " · ".join(parts) or "—"
+
+    @admin.display(description="Reported data")
+    def details(self, run: HeartbeatRun) -> str:
+        shown = [(name, getattr(run, name)) for name in self.json_fields if getattr(run, name)]
+        if not shown:
+            return "—"
+        return format_html_join(
+            "",
+            '<div style="margin-bottom: 0.5rem"><strong>{}</strong><pre style="{}">{}</pre></div>',
+            (
+                (humanized(name), PRE_WRAP, json.dumps(value, indent=2, sort_keys=True))
+                for name, value in shown
+            ),
+        )
 
     @admin.display(description="Output")
     def output(self, run: HeartbeatRun) -> str:
@@ -400,8 +686,9 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         if not (run.log_tail or run.log_file):
             return "—"
         return format_html(
-            '<pre style="white-space: pre-wrap; max-height: 30em; overflow: auto">{}</pre>'
-            '<a href="/api/heartbeat-runs/{}/log">The whole log</a>',
+            '<pre style="{}; max-height: 30em; overflow: auto">{}</pre>'
+            '<a href="/api/heartbeat-runs/{}/log" class="underline">The whole log</a>',
+            PRE_WRAP,
             run.log_tail,
             run.pk,
         )
@@ -432,6 +719,15 @@ class WakeDeliveryAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
 # --- Webhook endpoints and their delivery log (DESIGN §9) ---
 
 
+def events_label(events) -> str:
+    """`["*"]` → `All events`; else the event types, comma-separated."""
+    if not events:
+        return "—"
+    if ALL in events:
+        return "All events"
+    return ", ".join(events)
+
+
 class WebhookEndpointForm(SameCompanyForm):
     """The endpoint's fields, with the URL and the subscription checked by the service's own
     rules (`services.clean_webhook_fields`) so a refused one is an error on its field, not a
@@ -445,6 +741,7 @@ class WebhookEndpointForm(SameCompanyForm):
     class Meta:
         model = WebhookEndpoint
         fields = ("company", "url", "events", "description", "active")
+        labels = {"url": "URL"}
 
     def clean(self):
         cleaned = super().clean()
@@ -492,7 +789,14 @@ class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
     page: it is shown once, in the message after creation or after "Rotate secret"."""
 
     form = WebhookEndpointForm
-    list_display = ("url", "company", "events", "active", "disabled_reason", "created_at")
+    list_display = (
+        "target",
+        "company_name",
+        "subscribed",
+        "active",
+        "disabled_reason",
+        "created_at",
+    )
     list_filter = ("active", ("company", admin.RelatedOnlyFieldListFilter))
     search_fields = ("url",)
     list_select_related = ("company",)
@@ -524,6 +828,19 @@ class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
             newest = obj.deliveries.order_by("-created_at", "-id").values("pk")[: inline.shown]
             kwargs["queryset"] = kwargs["queryset"].filter(pk__in=newest)
         return kwargs
+
+    @admin.display(description="URL", ordering="url")
+    def target(self, endpoint: WebhookEndpoint) -> str:
+        # A long URL breaks anywhere rather than widening the table.
+        return format_html('<span style="word-break: break-all">{}</span>', endpoint.url)
+
+    @admin.display(description="Company", ordering="company__name")
+    def company_name(self, endpoint: WebhookEndpoint) -> str:
+        return format_html('<span class="whitespace-nowrap">{}</span>', endpoint.company.name)
+
+    @admin.display(description="Events")
+    def subscribed(self, endpoint: WebhookEndpoint) -> str:
+        return events_label(endpoint.events)
 
     @admin.display(description="delivery log")
     def delivery_log(self, endpoint: WebhookEndpoint):

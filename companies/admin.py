@@ -21,6 +21,7 @@ from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
@@ -442,12 +443,39 @@ class IssueIdentifierSearch(ModelAdmin):
         return results, may_have_duplicates
 
 
+# Codes whose generic reading (below) would say less than these do.
+ACTION_LABELS = {
+    "issue.review": "Sent to review",
+    "issue.handoff": "Handed off",
+    "issue.progress": "Progress reported",
+    "issue.started": "Work started",
+    "agent.wake": "Agent woken",
+}
+
+
+def action_label(code: str) -> str:
+    """`issue.comment_added` → `Comment added`, `cost.reported` → `Cost reported`: a verb of
+    several words reads on its own; a one-word verb says what it happened to."""
+    if code in ACTION_LABELS:
+        return ACTION_LABELS[code]
+    entity, _, verb = code.partition(".")
+    words = verb if "_" in verb else f"{entity} {verb}"
+    return words.replace("_", " ").strip().capitalize()
+
+
+def relative_time(moment) -> str:
+    """`3 minutes ago`; under a minute, `just now` (not `0 minutes ago`)."""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment)} ago"
+
+
 @admin.register(ActivityEvent)
 class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
     """The activity log, readable: who (by name), did what, to what (linked, an issue by its
     identifier), when (relative, exact on hover). Names come in the list's one query."""
 
-    list_display = ("when", "actor", "action", "entity", "company")
+    list_display = ("when", "actor", "what", "entity", "company")
     list_filter = ("action", "entity_type", "actor_type")
     search_fields = ("entity_id", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("company",)
@@ -470,10 +498,15 @@ class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmi
     @admin.display(description="when", ordering="created_at")
     def when(self, event: ActivityEvent) -> str:
         return format_html(
-            '<span title="{}">{} ago</span>',
+            '<span title="{}">{}</span>',
             event.created_at.isoformat(),
-            timesince(event.created_at),
+            relative_time(event.created_at),
         )
+
+    @admin.display(description="action", ordering="action")
+    def what(self, event: ActivityEvent) -> str:
+        """The action as words, its code on hover (what the API and webhooks call it)."""
+        return format_html('<span title="{}">{}</span>', event.action, action_label(event.action))
 
     @admin.display(description="actor", ordering="actor_id")
     def actor(self, event: ActivityEvent) -> str:

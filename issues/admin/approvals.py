@@ -10,6 +10,7 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import quote
 from django.db.models import Case, IntegerField, Prefetch, Value, When
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -66,6 +67,48 @@ class AwaitingDecision(admin.SimpleListFilter):
         return queryset
 
 
+# What each type asks the board, in the page's words (the stored codes are Paperclip's).
+TYPE_LABELS = {
+    Approval.Type.HIRE_AGENT: "Hire",
+    Approval.Type.APPROVE_CEO_STRATEGY: "CEO strategy",
+    Approval.Type.BUDGET_OVERRIDE_REQUIRED: "Budget override",
+    Approval.Type.REQUEST_BOARD_APPROVAL: "Board approval",
+}
+
+# JSON wraps rather than widening the page (a phone is 390 px).
+PRE_WRAP = (
+    "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px;"
+    " white-space: pre-wrap; word-break: break-word; max-width: 100%"
+)
+
+
+def type_label(approval: Approval) -> str:
+    return TYPE_LABELS.get(approval.type) or approval.get_type_display()
+
+
+def summary(approval: Approval) -> str:
+    """What the approval is, in a line: a hire by the name it asks for, else its type."""
+    payload = approval.payload if isinstance(approval.payload, dict) else {}
+    name = payload.get("name")
+    if approval.type == Approval.Type.HIRE_AGENT and isinstance(name, str) and name.strip():
+        role = payload.get("role") or payload.get("title")
+        role = f" ({role})" if isinstance(role, str) and role.strip() else ""
+        return f"Hire {name.strip()}{role}"
+    return type_label(approval)
+
+
+def requester_of(approval: Approval) -> str:
+    who = approval.requested_by_agent or approval.requested_by_user
+    return str(who) if who else "—"
+
+
+def title_of(approval: Approval) -> str:
+    """The page's title: `Board approval requested by CEO (pending)`."""
+    who = approval.requested_by_agent or approval.requested_by_user
+    by = f" requested by {who}" if who else ""
+    return f"{summary(approval)}{by} ({approval.get_status_display().lower()})"
+
+
 DECISION_LABELS = {
     "approve": "Approve",
     "reject": "Reject",
@@ -120,8 +163,8 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     form = ApprovalForm
     fsm_fields = ["status"]
-    list_display = ("short_id", "kind", "state", "requester", "created_at", "linked_issues")
-    list_display_links = ("short_id", "kind")
+    list_display = ("what", "kind", "state", "requester", "created_at", "linked_issues")
+    list_display_links = ("what",)
     list_filter = (AwaitingDecision, "status", "type")
     search_fields = ("id", "requested_by_agent__name")
     list_select_related = ("company", "requested_by_agent", "requested_by_user")
@@ -133,11 +176,19 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         ).asc(),
         "-created_at",
     )
-    fields = (
+    fieldsets = (
+        (None, {"fields": (("kind", "state"), ("requester", "created_at"), "issue_links")}),
+        ("Request", {"fields": ("payload_json",)}),
+        ("Decision", {"fields": ("note",)}),
+        ("Record", {"fields": ("id", "company", "updated_at")}),
+    )
+    decided_fields = (("decided_by_user", "decided_at"), "decision_note")
+    # Everything but the decision note is shown, not edited (status moves by the buttons).
+    readonly_fields = (
         "id",
         "company",
-        "type",
-        "status",
+        "kind",
+        "state",
         "requester",
         "created_at",
         "payload_json",
@@ -146,10 +197,21 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "decided_at",
         "decision_note",
         "updated_at",
-        "note",
     )
-    # Everything but the decision note is shown, not edited (status moves by the buttons).
-    readonly_fields = tuple(name for name in fields if name not in ("status", "note"))
+
+    def get_fieldsets(self, request, obj=None):
+        """The note box while it waits for the board (the only state it decides from); who
+        decided, when and their note once it is decided."""
+        if obj is None or obj.status == Approval.Status.PENDING:
+            return self.fieldsets
+        decision = ("Decision", {"fields": self.decided_fields})
+        return tuple(decision if entry[0] == "Decision" else entry for entry in self.fieldsets)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["subtitle"] = title_of(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     inlines = [ApprovalCommentInline]
     actions = ["approve_selected", "reject_selected", "request_revision_selected"]
 
@@ -157,13 +219,13 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         linked = Prefetch("issues", queryset=Issue.objects.only("id", "identifier", "title"))
         return super().get_queryset(request).prefetch_related(linked)
 
-    @admin.display(description="Approval", ordering="id")
-    def short_id(self, approval: Approval) -> str:
-        return f"…{approval.pk[-6:]}"
+    @admin.display(description="Approval")
+    def what(self, approval: Approval) -> str:
+        return summary(approval)
 
     @admin.display(description="Type", ordering="type")
     def kind(self, approval: Approval) -> str:
-        return approval.get_type_display()
+        return type_label(approval)
 
     @display(description="Status", ordering="status", label=STATUS_COLOURS)
     def state(self, approval: Approval) -> str:
@@ -175,9 +237,9 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # a decision record; the log refers to it
 
-    @admin.display(description="requester")
+    @admin.display(description="Requested by")
     def requester(self, approval: Approval):
-        return approval.requested_by_agent or approval.requested_by_user or "—"
+        return requester_of(approval)
 
     @admin.display(description="Linked issues")
     def linked_issues(self, approval: Approval):
@@ -194,19 +256,31 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             ),
         )
 
-    @admin.display(description="payload")
+    @admin.display(description="Payload")
     def payload_json(self, approval: Approval):
-        return format_html("<pre>{}</pre>", json.dumps(approval.payload, indent=2, sort_keys=True))
+        return format_html(
+            '<pre style="{}">{}</pre>',
+            PRE_WRAP,
+            json.dumps(approval.payload, indent=2, sort_keys=True),
+        )
 
-    @admin.display(description="issues")
+    @admin.display(description="Linked issues")
     def issue_links(self, approval: Approval):
         issues = approval.issues.order_by("number")
         if not issues:
             return "—"
         return format_html_join(
             mark_safe("<br>"),
-            '<a href="{}">{}</a> · {}',
-            ((reverse("admin:issues_issue_change", args=[i.pk]), i, i.status) for i in issues),
+            '<a href="{}" class="underline text-primary-600 dark:text-primary-500">{}</a> {} · {}',
+            (
+                (
+                    reverse("admin:issues_issue_change", args=[quote(i.pk)]),
+                    i.identifier,
+                    i.title,
+                    i.get_status_display(),
+                )
+                for i in issues
+            ),
         )
 
     # The FSM buttons: only the board's three decisions (resubmit is the agent's, cancel has

@@ -44,9 +44,9 @@ def test_issue_opened_from_the_changelist_shows_and_runs_its_transition_buttons(
 
 def test_approval_opened_from_the_changelist_shows_and_runs_its_decisions(staff, company, agent):
     approval = Approval.objects.create(
-        company=company, type="hire_agent", requested_by_agent=agent, payload={}
+        company=company, type="hire_agent", requested_by_agent=agent, payload={"name": "Scout"}
     )
-    url = open_from_changelist(staff, Approval, f"…{approval.pk[-6:]}")
+    url = open_from_changelist(staff, Approval, "Hire Scout")
 
     assert buttons(staff.get(url)) == ["approve", "reject", "request_revision"]
 
