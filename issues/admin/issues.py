@@ -2,9 +2,10 @@
 `issues.services`, like the API's: the status moves only by the transition buttons, and each save
 bumps the version and logs one activity row.
 
-The page also shows the issue's thread: comments, documents (each linking to its revisions),
-attachments (downloaded through the API, which accepts the admin session), the lock holder and
-the runs that worked on it.
+The page reads as a thread (`issues.admin.thread`): the status buttons, the issue's essentials
+(relations, the lock with its force-release button, approvals), one timeline of comments,
+activity, runs and document revisions with a comment box under it, then the edit form with the
+documents and attachments (downloaded through the API, which accepts the admin session).
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import quote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
-from django.http import HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import get_script_prefix, path, reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
+from django.utils.decorators import method_decorator
+from django.utils.functional import SimpleLazyObject
+from django.utils.html import format_html
 from django.utils.timesince import timesince
+from django.views.decorators.http import require_POST
 from unfold.decorators import display
 
-from agents.models import HeartbeatRun
+from agents.models import Agent
 from companies.admin import (
     ISSUE_IDENTIFIER,
     SERVICE_REFUSALS,
@@ -34,10 +39,11 @@ from companies.admin import (
     ServiceFSMAdmin,
     author_of,
     refusal_message,
+    with_newlines,
 )
 from companies.authentication import board_actor
 from issues import services
-from issues.admin import kanban
+from issues.admin import kanban, thread
 from issues.admin.triage import (
     SAVED_VIEWS,
     AssigneeFilter,
@@ -45,7 +51,15 @@ from issues.admin.triage import (
     StatusFilter,
     bulk_action,
 )
-from issues.models import TRANSITION_TO, Attachment, Comment, Document, Issue, Priority, Project
+from issues.models import (
+    TRANSITION_TO,
+    Attachment,
+    Document,
+    DocumentRevision,
+    Issue,
+    Priority,
+    Project,
+)
 
 # The status each PATCH-able transition leads to; `reopen` has its own service.
 PATCH_TARGETS = {name: target for target, name in TRANSITION_TO.items()}
@@ -88,7 +102,8 @@ class IssueForm(SameCompanyForm):
         label="Add a comment",
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Posted as you when you save; allowed on finished issues too.",
+        help_text="Posted as you with Comment, or with a status button or Save; allowed on"
+        " finished issues too.",
     )
 
     def clean(self):
@@ -101,18 +116,6 @@ class IssueForm(SameCompanyForm):
             if cleaned.get(name) and name in self.changed_data and other not in self.changed_data:
                 cleaned[other] = None
         return cleaned
-
-
-class CommentInline(ReadOnlyInline):
-    """Comments are read here; a new one is added with the form's "Add a comment" field."""
-
-    model = Comment
-    fields = ("created_at", "author", "body")
-    readonly_fields = fields
-
-    @admin.display(description="author")
-    def author(self, comment: Comment):
-        return author_of(comment)
 
 
 class DocumentInline(ReadOnlyInline):
@@ -211,7 +214,7 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     )
     list_before_template = "admin/issues/issue/saved_views.html"
     autocomplete_fields = ("parent", "dependencies")
-    readonly_fields = ("identifier", "lock_holder", "runs", *RECORD_FIELDS)
+    readonly_fields = ("identifier", *RECORD_FIELDS)
     actions = [
         "bulk_assign",
         "bulk_reassign",
@@ -221,13 +224,13 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "force_release",
     ]
     fieldsets = (
-        (None, {"fields": ("company", "identifier", "status", *EDITABLE_FIELDS)}),
-        (None, {"fields": ("new_comment",)}),
-        ("Work", {"fields": ("lock_holder", "runs")}),
+        # `new_comment` is the thread's comment box (the template renders it under the timeline).
+        ("Edit", {"fields": ("company", "identifier", "status", *EDITABLE_FIELDS)}),
         ("Record", {"fields": RECORD_FIELDS, "classes": ("collapse",)}),
     )
     add_fieldsets = ((None, {"fields": ("company", *EDITABLE_FIELDS)}),)
-    inlines = [DocumentInline, AttachmentInline, CommentInline]
+    inlines = [DocumentInline, AttachmentInline]
+    change_form_template = "admin/issues/issue/change_form.html"
 
     # -- the triage list ---------------------------------------------------------------------
 
@@ -319,7 +322,7 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     def bulk_set_priority(self, request, queryset):
         return bulk_action(self, request, queryset, "set_priority", "bulk_set_priority")
 
-    # -- the kanban --------------------------------------------------------------------------
+    # -- the kanban and the issue page's own verbs --------------------------------------------
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -330,51 +333,131 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
                 view(partial(kanban.move_view, self)),
                 name="issues_issue_kanban_move",
             ),
+            path(
+                "<path:object_id>/comment/",
+                view(self.comment_view),
+                name="issues_issue_comment",
+            ),
+            path(
+                "<path:object_id>/force-release/",
+                view(self.force_release_view),
+                name="issues_issue_force_release",
+            ),
+            path(
+                "<path:object_id>/revisions/<str:revision_id>/diff/",
+                view(self.revision_diff_view),
+                name="issues_issue_revision_diff",
+            ),
             *super().get_urls(),
         ]
 
     # -- the issue page ----------------------------------------------------------------------
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk:
+            # Lazy: built only when the template reads it (a saved form redirects instead).
+            context["thread"] = SimpleLazyObject(lambda: thread.issue_thread(obj))
+            context["essentials"] = SimpleLazyObject(lambda: thread.issue_essentials(obj))
+            context["assignee_name"] = str(obj.assignee_agent or obj.assignee_user or "")
+            context["status_colour"] = STATUS_COLOURS.get(obj.status, "")
+            context["priority_label"] = Priority(obj.priority).label
+            context["priority_colour"] = PRIORITY_COLOURS.get(Priority(obj.priority).label.lower())
+            context["comment_url"] = reverse("admin:issues_issue_comment", args=[quote(obj.pk)])
+            context["force_release_url"] = reverse(
+                "admin:issues_issue_force_release", args=[quote(obj.pk)]
+            )
+            context["can_force_release"] = self.has_change_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _issue_or_redirect(self, request, object_id: str, *, change: bool):
+        """The issue the URL names, as the change page finds it (another company's is "does not
+        exist", like a missing one); or the response to give instead."""
+        issue = self.get_object(request, unquote(object_id))
+        if issue is None:
+            return None, self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        allowed = self.has_change_permission if change else self.has_view_permission
+        if not allowed(request, issue):
+            raise PermissionDenied
+        return issue, None
+
+    def _back_to(self, issue: Issue) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:issues_issue_change", args=[quote(issue.pk)]))
+
+    @method_decorator(require_POST)
+    def comment_view(self, request, object_id):
+        """The thread's comment box: `comment_create` as the board user (with `reopen` when the
+        box's checkbox is ticked on a finished issue), then back to the page."""
+        issue, refusal = self._issue_or_redirect(request, object_id, change=False)
+        if refusal:
+            return refusal
+        body = with_newlines(request.POST.get("new_comment", "")).strip()
+        if not body:
+            self.message_user(request, "Write a comment first.", messages.WARNING)
+            return self._back_to(issue)
+        try:
+            services.comment_create(
+                actor=board_actor(request.user),
+                issue=issue,
+                body=body,
+                reopen=bool(request.POST.get("reopen")),
+            )
+        except SERVICE_REFUSALS as exc:
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+        else:
+            self.message_user(request, "Comment added.", messages.SUCCESS)
+        return self._back_to(issue)
+
+    @method_decorator(require_POST)
+    def force_release_view(self, request, object_id):
+        """The lock's button on the page: `issue_force_release`, the message naming the holder."""
+        issue, refusal = self._issue_or_redirect(request, object_id, change=True)
+        if refusal:
+            return refusal
+        try:
+            _, holder = services.issue_force_release(actor=board_actor(request.user), issue=issue)
+        except SERVICE_REFUSALS as exc:
+            self.message_user(request, refusal_message(exc), messages.ERROR)
+            return self._back_to(issue)
+        if holder["runId"] is None:
+            self.message_user(request, f"{issue.identifier} held no lock.", messages.INFO)
+        else:
+            agent = Agent.objects.filter(pk=holder["agentId"]).values_list("name", flat=True)
+            state = "live" if holder["runWasLive"] else "stale"
+            self.message_user(
+                request,
+                f"Released the lock of {issue.identifier}, held by {agent.first() or 'an agent'}'s"
+                f" run ({state}).",
+                messages.SUCCESS,
+            )
+        return self._back_to(issue)
+
+    def revision_diff_view(self, request, object_id, revision_id):
+        """A document revision against the one before it (escaped unified diff)."""
+        issue, refusal = self._issue_or_redirect(request, object_id, change=False)
+        if refusal:
+            return refusal
+        revision = (
+            DocumentRevision.objects.filter(pk=unquote(revision_id), document__issue=issue)
+            .select_related("document", "author_agent", "author_user")
+            .first()
+        )
+        if revision is None:
+            raise Http404("No such revision on this issue")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{issue.identifier} · {revision.document.key} r{revision.number}",
+            "opts": self.opts,
+            "issue": issue,
+            "issue_url": reverse("admin:issues_issue_change", args=[quote(issue.pk)]),
+            "revision": revision,
+            "author": author_of(revision),
+            **thread.revision_diff(revision),
+        }
+        return TemplateResponse(request, "admin/issues/issue/revision_diff.html", context)
+
     @admin.display(description="assignee")
     def assignee(self, issue: Issue):
         return issue.assignee_agent or issue.assignee_user
-
-    @admin.display(description="lock holder")
-    def lock_holder(self, issue: Issue):
-        run = issue.checkout_run
-        if run is None:
-            return "—"
-        state = "live" if run.is_live else "stale: released by the next checkout or the cleanup"
-        return format_html(
-            '<a href="{}">{}</a> · {} · {} ({})',
-            reverse("admin:agents_heartbeatrun_change", args=[run.pk]),
-            run.pk,
-            run.agent,
-            run.status,
-            state,
-        )
-
-    @admin.display(description="runs (newest first)")
-    def runs(self, issue: Issue):
-        runs = HeartbeatRun.objects.for_issue(issue.pk, company_id=issue.company_id).select_related(
-            "agent"
-        )[:20]
-        if not runs:
-            return "—"
-        return format_html_join(
-            mark_safe("<br>"),
-            '<a href="{}">{}</a> · {} · {} · {}',
-            (
-                (
-                    reverse("admin:agents_heartbeatrun_change", args=[run.pk]),
-                    run.pk,
-                    run.agent,
-                    run.status,
-                    run.wake_reason or run.invocation_source,
-                )
-                for run in runs
-            ),
-        )
 
     @admin.action(description="Force-release the checkout lock of the selected issues")
     def force_release(self, request, queryset):

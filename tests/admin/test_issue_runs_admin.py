@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
@@ -35,9 +36,11 @@ def test_issue_page_shows_the_lock_holder_and_its_runs(staff, company, agent):
     page = staff.get(reverse("admin:issues_issue_change", args=[issue.pk])).content.decode()
 
     assert "Lock holder" in page
-    assert reverse("admin:agents_heartbeatrun_change", args=[run.pk]) in page
+    # Linked as the admin links rows (the quoted pk), named by its agent, not by its id.
+    assert reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]) in page
+    assert "Builder's run</a>" in page
     assert "running (live)" in page
-    assert "issue_assigned" in page  # the runs list
+    assert "woken by issue_assigned" in page  # the run's entry in the thread
 
 
 def test_a_stale_lock_is_labelled_stale(staff, company, agent):
