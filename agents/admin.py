@@ -42,6 +42,7 @@ from companies.admin import (
     ServiceAdmin,
     ServiceFSMAdmin,
     refusal_message,
+    titled,
 )
 from companies.authentication import board_actor
 from companies.models import Company
@@ -240,8 +241,10 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         issues = apps.get_model("issues", "Issue").objects.filter(pk=OuterRef("issue_id"))
         runs = list(
             agent.runs.annotate(issue_identifier=Subquery(issues.values("identifier")[:1]))
-            .only("id", "status", "wake_reason", "issue_id", "created_at", "finished_at")
-            .order_by("-created_at", "-id")[: self.recent_shown]
+            .order_by("-created_at", "-id")
+            .values("id", "status", "wake_reason", "issue_identifier", "created_at")[
+                : self.recent_shown
+            ]
         )
         if not runs:
             return "No runs yet."
@@ -250,11 +253,11 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             '<li style="margin: 0.25rem 0"><a href="{}" class="underline">{}</a> {} {} · {}</li>',
             (
                 (
-                    reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]),
-                    timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M"),
-                    status_badge(run.status, RUN_STATUS_COLOURS),
-                    humanized(run.wake_reason) or "—",
-                    run.issue_identifier or "no issue",
+                    reverse("admin:agents_heartbeatrun_change", args=[quote(run["id"])]),
+                    timezone.localtime(run["created_at"]).strftime("%Y-%m-%d %H:%M"),
+                    status_badge(run["status"], RUN_STATUS_COLOURS),
+                    humanized(run["wake_reason"]) or "—",
+                    run["issue_identifier"] or "no issue",
                 )
                 for run in runs
             ),
@@ -275,9 +278,10 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
         issues = list(
             Issue.objects.filter(assignee_agent=agent, status__in=OPEN_STATUSES)
-            .only("id", "identifier", "title", "status")
-            .order_by("-updated_at", "-id")[: self.open_shown]
+            .order_by("-updated_at", "-id")
+            .values("id", "identifier", "title", "status")[: self.open_shown]
         )
+        statuses = dict(Issue._meta.get_field("status").choices)
         if not issues:
             return "None."
         rows = format_html_join(
@@ -285,10 +289,10 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             '<li style="margin: 0.25rem 0"><a href="{}" class="underline">{}</a> {} · {}</li>',
             (
                 (
-                    reverse("admin:issues_issue_change", args=[quote(issue.pk)]),
-                    issue.identifier,
-                    issue.title,
-                    issue.get_status_display(),
+                    reverse("admin:issues_issue_change", args=[issue["id"]]),
+                    issue["identifier"],
+                    issue["title"],
+                    statuses.get(issue["status"], issue["status"]),
                 )
                 for issue in issues
             ),
@@ -635,7 +639,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
-            context["subtitle"] = f"{obj.agent.name}'s run · {humanized(obj.status)}"
+            titled(context, obj, f"{obj.agent.name}'s run · {humanized(obj.status)}")
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="Agent")

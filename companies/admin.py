@@ -130,6 +130,25 @@ def admin_change_url(model_name: str, pk: str) -> str | None:
     return None
 
 
+class PageHeading:
+    """A change page's object as its header names it (unfold's header prints `str(original)`):
+    the admin's title for it, where the model's `__str__` is a code (`hire_agent (pending)`) or
+    an id. A template shadows `original` with it for the header only."""
+
+    def __init__(self, obj: models.Model, title: str):
+        self._meta, self.pk, self.title = obj._meta, obj.pk, title
+
+    def __str__(self) -> str:
+        return self.title
+
+
+def titled(context: dict[str, Any], obj: models.Model | None, title: str | None) -> None:
+    """Name the change page of `obj` `title`: in the header and the browser's tab."""
+    if obj is not None and title:
+        context["subtitle"] = title
+        context["page_heading"] = PageHeading(obj, title)
+
+
 class CompanyScopedAdmin(admin.options.BaseModelAdmin):
     """Tenancy for the admin, in one place: superusers see everything; other staff see, and pick
     in forms, only rows of the companies they have a membership in. A row never changes company.

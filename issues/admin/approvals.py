@@ -26,6 +26,7 @@ from companies.admin import (
     ServiceFSMAdmin,
     author_of,
     refusal_message,
+    titled,
 )
 from companies.authentication import board_actor
 from issues import services
@@ -162,6 +163,7 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     status is never a form field, and repeating a decision changes (and logs) nothing."""
 
     form = ApprovalForm
+    change_form_template = "admin/issues/approval/change_form.html"
     fsm_fields = ["status"]
     list_display = ("what", "kind", "state", "requester", "created_at", "linked_issues")
     list_display_links = ("what",)
@@ -208,8 +210,7 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         return tuple(decision if entry[0] == "Decision" else entry for entry in self.fieldsets)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if obj is not None:
-            context["subtitle"] = title_of(obj)
+        titled(context, obj, obj and title_of(obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     inlines = [ApprovalCommentInline]
