@@ -114,6 +114,15 @@ MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospa
 PRE_WRAP = f"{MONOSPACE}; white-space: pre-wrap; word-break: break-word; max-width: 100%"
 
 
+class IndentedJSONField(forms.JSONField):
+    """A JSON textarea laid out one key a line (compared by value, so the layout is no edit)."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, cls=self.encoder, indent=2)
+
+
 class AgentForm(SameCompanyForm):
     """The agent's fields, with its adapter settings shown as the API reads them: a process
     agent's `env` values masked (`masked_adapter_config`). Posted back untouched the config is
@@ -146,6 +155,7 @@ class AgentForm(SameCompanyForm):
             self.initial["adapter_config"] = masked_adapter_config(self.initial["adapter_config"])
         for name in ("adapter_config", "permissions"):
             if name in self.fields:
+                self.fields[name].__class__ = IndentedJSONField
                 self.fields[name].widget.attrs.update(rows=6, style=MONOSPACE, spellcheck="false")
 
 
@@ -173,7 +183,7 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     form = AgentForm
     readonly_fields = (
         "id",
-        "state",
+        "status_now",
         "pause_reason",
         "spend",
         "live_runs",
@@ -196,7 +206,7 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             "Status",
             {
                 "fields": (
-                    ("state", "pause_reason"),
+                    ("status_now", "pause_reason"),
                     ("spend", "budget_monthly_cents"),
                     ("live_runs", "open_issues"),
                     "last_heartbeat_at",
@@ -225,6 +235,10 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         return tuple(
             (title, {**opts, "fields": masked(opts["fields"])}) for title, opts in self.fieldsets
         )
+
+    @admin.display(description="Status")
+    def status_now(self, agent: Agent) -> str:
+        return status_badge(agent.status, AGENT_STATUS_COLOURS)
 
     @admin.display(description="Adapter config")
     def adapter_settings(self, agent: Agent) -> str:
@@ -583,7 +597,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         "issue",
         "wake",
         "invocation_source",
-        "state",
+        "status_now",
         "created_at",
         "started_at",
         "finished_at",
@@ -610,7 +624,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
                 "fields": (
                     ("agent_link", "issue"),
                     ("wake", "invocation_source"),
-                    "state",
+                    "status_now",
                     ("created_at", "started_at", "finished_at"),
                 )
             },
@@ -633,9 +647,19 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
     json_fields = ("context", "usage", "result", "checkpoint", "exit_details")
 
     def get_fieldsets(self, request, obj=None):
-        if obj is None or any(getattr(obj, name) for name in self.json_fields):
+        """Outcome once the run has ended; reported JSON only when there is some."""
+        if obj is None:
             return self.fieldsets
-        return tuple(entry for entry in self.fieldsets if entry[0] != "Details")
+        hidden = set()
+        if not obj.is_terminal:
+            hidden.add("Outcome")
+        if not any(getattr(obj, name) for name in self.json_fields):
+            hidden.add("Details")
+        return tuple(entry for entry in self.fieldsets if entry[0] not in hidden)
+
+    @admin.display(description="Status")
+    def status_now(self, run: HeartbeatRun) -> str:
+        return status_badge(run.status, RUN_STATUS_COLOURS)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

@@ -12,11 +12,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote
 from django.db.models import Case, IntegerField, Prefetch, Value, When
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_fsm import TransitionNotAllowed
 from unfold.decorators import display
+from unfold.widgets import UnfoldAdminTextareaWidget
 
 from companies.admin import (
     SERVICE_REFUSALS,
@@ -122,7 +124,7 @@ class ApprovalForm(SameCompanyForm):
     note = forms.CharField(
         label="Decision note",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3}),
         help_text="Kept with the decision button you press (approve, reject, request revision).",
     )
 
@@ -179,7 +181,7 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "-created_at",
     )
     fieldsets = (
-        (None, {"fields": (("kind", "state"), ("requester", "created_at"), "issue_links")}),
+        (None, {"fields": (("kind", "status_now"), ("requester", "created_at"), "issue_links")}),
         ("Request", {"fields": ("payload_json",)}),
         ("Decision", {"fields": ("note",)}),
         ("Record", {"fields": ("id", "company", "updated_at")}),
@@ -190,7 +192,7 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         "id",
         "company",
         "kind",
-        "state",
+        "status_now",
         "requester",
         "created_at",
         "payload_json",
@@ -231,6 +233,16 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     @display(description="Status", ordering="status", label=STATUS_COLOURS)
     def state(self, approval: Approval) -> str:
         return approval.status
+
+    @admin.display(description="Status")
+    def status_now(self, approval: Approval) -> str:
+        return render_to_string(
+            "unfold/helpers/label.html",
+            {
+                "text": approval.get_status_display(),
+                "type": STATUS_COLOURS.get(approval.status),
+            },
+        )
 
     def has_add_permission(self, request):
         return False  # agents ask through the API (POST /api/companies/{id}/approvals)

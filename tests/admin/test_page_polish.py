@@ -251,7 +251,7 @@ def test_a_run_is_titled_by_its_agent_and_links_its_issue_by_identifier(staff, c
 
     assert re.search(r">\s*Builder&#x27;s run · Running\s*</a", html)  # the header
     text = re.sub(r'(href|value)="[^"]*"', "", html)
-    assert text.index(f">{run.pk}<") > text.index("Outcome")  # the id only at the bottom
+    assert text.index(f">{run.pk}<") > text.index("Record")  # the id only at the bottom
     issue_url = reverse("admin:issues_issue_change", args=[issue.pk])
     assert f'<a href="{issue_url}" class="underline">{issue.identifier}</a>' in html
     assert "Issue id" not in html
