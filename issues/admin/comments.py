@@ -1,16 +1,50 @@
-"""Comments in the admin: a log to search (by issue identifier or text). They are read on the
-issue page and added with its "Add a comment" field, through the service."""
+"""Comments in the admin: a log to search (by issue identifier or text). They are read in the
+issue page's thread and added with its comment box, through the service."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
 
-from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin
+from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, author_of
+from issues.markdown import render_markdown
 from issues.models import Comment
 
 
 @admin.register(Comment)
 class CommentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
-    list_display = ("id", "issue", "author_agent", "author_user", "created_at")
+    list_display = ("excerpt", "issue_link", "author", "when")
     search_fields = ("issue__identifier", "body")
     list_select_related = ("issue", "author_agent", "author_user")
+    fields = ("issue_link", "author", "when", "rendered")
+    readonly_fields = fields
+
+    @admin.display(description="comment")
+    def excerpt(self, comment: Comment) -> str:
+        return Truncator(comment.body).chars(80)
+
+    @admin.display(description="issue", ordering="issue__identifier")
+    def issue_link(self, comment: Comment) -> str:
+        return format_html(
+            '<a href="{}" title="{}">{}</a>',
+            reverse("admin:issues_issue_change", args=[quote(comment.issue_id)]),
+            comment.issue.title,
+            comment.issue.identifier,
+        )
+
+    @admin.display(description="author")
+    def author(self, comment: Comment):
+        return author_of(comment)
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, comment: Comment) -> str:
+        moment = comment.created_at
+        return format_html('<span title="{}">{} ago</span>', moment.isoformat(), timesince(moment))
+
+    @admin.display(description="body")
+    def rendered(self, comment: Comment):
+        return render_markdown(comment.body)

@@ -1,11 +1,13 @@
 """Documents in the admin: read here, written through the API (revisions are append-only).
 
-A document's page lists its revisions, newest first; the issue page links to it.
+A document's page lists its revisions, newest first, each linking to its diff against the one
+before (the issue page's diff view); the issue page links to it.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -16,12 +18,25 @@ from issues.models import Document, DocumentRevision
 
 class DocumentRevisionInline(ReadOnlyInline):
     model = DocumentRevision
-    fields = ("number", "title", "change_summary", "author", "run_id", "created_at", "excerpt")
+    fields = ("number", "title", "change_summary", "author", "created_at", "excerpt", "diff")
     readonly_fields = fields
     ordering = ("-number",)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("author_agent", "author_user")
+        return (
+            super().get_queryset(request).select_related("document", "author_agent", "author_user")
+        )
+
+    @admin.display(description="diff")
+    def diff(self, revision: DocumentRevision):
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse(
+                "admin:issues_issue_revision_diff",
+                args=[quote(revision.document.issue_id), quote(revision.pk)],
+            ),
+            "Against the previous" if revision.number > 1 else "View",
+        )
 
     @admin.display(description="author")
     def author(self, revision: DocumentRevision):
@@ -54,7 +69,7 @@ class DocumentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     def issue_link(self, document: Document):
         return format_html(
             '<a href="{}">{}</a>',
-            reverse("admin:issues_issue_change", args=[document.issue_id]),
+            reverse("admin:issues_issue_change", args=[quote(document.issue_id)]),
             document.issue,
         )
 

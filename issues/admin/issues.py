@@ -2,10 +2,11 @@
 `issues.services`, like the API's: the status moves only by the transition buttons, and each save
 bumps the version and logs one activity row.
 
-The page reads as a thread (`issues.admin.thread`): the status buttons, the issue's essentials
-(relations, the lock with its force-release button, approvals), one timeline of comments,
-activity, runs and document revisions with a comment box under it, then the edit form with the
-documents and attachments (downloaded through the API, which accepts the admin session).
+The page reads as a thread (`issues.admin.thread`): the status buttons; the issue's essentials
+(relations, the lock with its force-release button, approvals, documents linking to their
+revisions and last diff, attachments downloaded through the API, which accepts the admin
+session); one timeline of comments, activity, runs and document revisions with a comment box
+under it; then the edit form.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
-from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
-from django.urls import get_script_prefix, path, reverse
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html
@@ -34,7 +34,6 @@ from companies.admin import (
     ISSUE_IDENTIFIER,
     SERVICE_REFUSALS,
     CompanyScopedAdmin,
-    ReadOnlyInline,
     SameCompanyForm,
     ServiceFSMAdmin,
     author_of,
@@ -53,8 +52,6 @@ from issues.admin.triage import (
 )
 from issues.models import (
     TRANSITION_TO,
-    Attachment,
-    Document,
     DocumentRevision,
     Issue,
     Priority,
@@ -116,49 +113,6 @@ class IssueForm(SameCompanyForm):
             if cleaned.get(name) and name in self.changed_data and other not in self.changed_data:
                 cleaned[other] = None
         return cleaned
-
-
-class DocumentInline(ReadOnlyInline):
-    """The issue's documents; each links to a page with its revision history."""
-
-    model = Document
-    fields = ("key", "title", "revision", "updated_at", "history")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("latest_revision")
-
-    @admin.display(description="revision")
-    def revision(self, document: Document):
-        return document.latest_revision.number if document.latest_revision else "—"
-
-    @admin.display(description="history")
-    def history(self, document: Document):
-        return format_html(
-            '<a href="{}">Revisions</a>',
-            reverse("admin:issues_document_change", args=[document.pk]),
-        )
-
-
-class AttachmentInline(ReadOnlyInline):
-    """The issue's files, each downloaded through the API (the admin session is accepted)."""
-
-    model = Attachment
-    fields = ("original_name", "content_type", "size", "sha256", "created_at", "download")
-    readonly_fields = fields
-
-    @admin.display(description="size")
-    def size(self, attachment: Attachment):
-        return filesizeformat(attachment.byte_size)
-
-    @admin.display(description="download")
-    def download(self, attachment: Attachment):
-        # The API's `contentPath`: served with nosniff, and as a download when executable.
-        return format_html(
-            '<a href="{}api/attachments/{}/content">Download</a>',
-            get_script_prefix(),
-            attachment.pk,
-        )
 
 
 STATUS_COLOURS = {
@@ -229,7 +183,6 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         ("Record", {"fields": RECORD_FIELDS, "classes": ("collapse",)}),
     )
     add_fieldsets = ((None, {"fields": ("company", *EDITABLE_FIELDS)}),)
-    inlines = [DocumentInline, AttachmentInline]
     change_form_template = "admin/issues/issue/change_form.html"
 
     # -- the triage list ---------------------------------------------------------------------

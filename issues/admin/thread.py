@@ -16,13 +16,14 @@ from typing import Any
 from django.contrib.admin.utils import quote
 from django.db.models import OuterRef, Subquery
 from django.db.models.fields.json import KT
-from django.urls import reverse
+from django.template.defaultfilters import filesizeformat
+from django.urls import get_script_prefix, reverse
 
 from agents.admin import RUN_STATUS_COLOURS
 from agents.models import CHECKED_OUT, LOCK_ADOPTED, Agent, HeartbeatRun
 from companies.models import ActivityEvent, User
 from issues.markdown import render_markdown
-from issues.models import Comment, DocumentRevision, Issue, Priority
+from issues.models import Attachment, Comment, Document, DocumentRevision, Issue, Priority
 
 # Activity rows whose subject the timeline shows as its own entry (the comment, the revision).
 SHOWN_AS_ENTRIES = ("issue.comment_added", "document.created", "document.revised")
@@ -219,7 +220,8 @@ def issue_thread(issue: Issue) -> list[dict[str, Any]]:
 
 
 def issue_essentials(issue: Issue) -> dict[str, Any]:
-    """The head of the page: lock, parent, children and approvals (three queries at most)."""
+    """The head of the page: lock, children, approvals, documents and attachments (a query
+    each)."""
     lock = None
     if issue.checkout_run_id:
         run = HeartbeatRun.objects.select_related("agent").filter(pk=issue.checkout_run_id).first()
@@ -237,7 +239,35 @@ def issue_essentials(issue: Issue) -> dict[str, Any]:
     for child in children:
         child["url"] = reverse("admin:issues_issue_change", args=[quote(child["pk"])])
     approvals = list(issue.approvals.order_by("created_at"))
+    documents = Document.objects.filter(company_id=issue.company_id, issue=issue).select_related(
+        "latest_revision"
+    )
+    attachments = Attachment.objects.filter(company_id=issue.company_id, issue=issue).order_by(
+        "created_at"
+    )
     return {
+        "documents": [
+            {
+                "document": document,
+                "revision": document.latest_revision,
+                "url": reverse("admin:issues_document_change", args=[quote(document.pk)]),
+                "diff_url": document.latest_revision_id
+                and reverse(
+                    "admin:issues_issue_revision_diff",
+                    args=[quote(issue.pk), quote(document.latest_revision_id)],
+                ),
+            }
+            for document in documents
+        ],
+        "attachments": [
+            {
+                "attachment": attachment,
+                "size": filesizeformat(attachment.byte_size),
+                # The API's `contentPath`: served with nosniff, and as a download when executable.
+                "download": f"{get_script_prefix()}api/attachments/{attachment.pk}/content",
+            }
+            for attachment in attachments
+        ],
         "lock": lock,
         "children": children,
         "approvals": [

@@ -1,4 +1,4 @@
-"""The issue page shows its documents (with revision history) and attachments (download links);
+"""The issue page lists its documents (with revision history) and attachments (download links);
 approvals are a queue the board decides from, through the service; goals, projects and labels
 save and delete through the record services, so each write is logged."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.template.defaultfilters import filesizeformat
@@ -88,12 +89,12 @@ def test_issue_page_shows_documents_and_attachments_with_a_download_link(
     response = staff.get(issue_url(issue))
 
     assert response.status_code == 200
-    assert inline_rows(response, Document) == [document]
-    [shown] = inline_rows(response, type(attachment))
-    assert shown == attachment
+    essentials = response.context["essentials"]
+    assert [row["document"] for row in essentials["documents"]] == [document]
+    assert [row["attachment"] for row in essentials["attachments"]] == [attachment]
     page = response.content.decode()
-    assert document_url(document) in page  # the revision history
-    assert ">Revisions</a>" in page
+    history = reverse("admin:issues_document_change", args=[quote(document.pk)])
+    assert f'href="{history}" title="Plan">plan</a> r2' in page
     download = f"/api/attachments/{attachment.pk}/content"
     assert f'href="{download}"' in page
     for text in ("notes.txt", "text/plain", attachment.sha256, filesizeformat(12)):
@@ -111,10 +112,11 @@ def test_issue_page_shows_the_latest_revision_number(staff, company, admin_user)
 
     response = staff.get(issue_url(issue))
 
-    [row] = inline_rows(response, Document)
-    assert (row.key, row.latest_revision.number) == ("plan", 3)
-    revision_cell = r'class="[^"]*\bfield-revision\b[^"]*"[^>]*>(?:\s|<[^>]*>)*3\s*<'
-    assert re.search(revision_cell, response.content.decode())
+    [row] = response.context["essentials"]["documents"]
+    assert (row["document"].key, row["revision"].number) == ("plan", 3)
+    assert re.search(
+        r">plan</a> r3 \(<a href=\"[^\"]+/diff/\">last change</a>\)", response.content.decode()
+    )
 
 
 def test_issue_with_documents_still_saves_through_the_service(staff, company, admin_user):
@@ -128,7 +130,7 @@ def test_issue_with_documents_still_saves_through_the_service(staff, company, ad
     assert response.status_code == 302
     issue.refresh_from_db()
     assert (issue.title, issue.version) == ("New", 2)
-    assert Document.objects.get().latest_revision.number == 1  # read-only inline: untouched
+    assert Document.objects.get().latest_revision.number == 1  # listed, never written here
     assert ActivityEvent.objects.count() == events + 1
     assert ActivityEvent.objects.latest("created_at").action == "issue.updated"
 
@@ -146,7 +148,12 @@ def test_document_page_lists_its_revisions_newest_first_and_edits_nothing(
     assert [r.number for r in revisions] == [3, 2, 1]
     assert [r.change_summary for r in revisions] == ["edit 3", "edit 2", "first"]
     page = response.content.decode()
-    assert issue_url(issue) in page
+    assert reverse("admin:issues_issue_change", args=[quote(issue.pk)]) in page  # as Django links
+    for revision in revisions:  # each against the one before it
+        diff = reverse(
+            "admin:issues_issue_revision_diff", args=[quote(issue.pk), quote(revision.pk)]
+        )
+        assert diff in page
     assert 'name="body"' not in page and 'name="_save"' not in page
     assert staff.post(document_url(document), {"title": "Hacked"}).status_code == 403
     assert Document.objects.get().title == "Plan"
