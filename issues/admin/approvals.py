@@ -20,6 +20,7 @@ from django_fsm import TransitionNotAllowed
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextareaWidget
 
+from agents.models import Agent
 from companies.admin import (
     SERVICE_REFUSALS,
     CompanyScopedAdmin,
@@ -94,7 +95,10 @@ def summary(approval: Approval) -> str:
     payload = approval.payload if isinstance(approval.payload, dict) else {}
     name = payload.get("name")
     if approval.type == Approval.Type.HIRE_AGENT and isinstance(name, str) and name.strip():
-        role = payload.get("role") or payload.get("title")
+        role = payload.get("role")
+        if role in Agent.Role.values:
+            role = Agent.Role(role).label
+        role = role or payload.get("title")
         role = f" ({role})" if isinstance(role, str) and role.strip() else ""
         return f"Hire {name.strip()}{role}"
     return type_label(approval)
@@ -224,7 +228,12 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     @admin.display(description="Approval")
     def what(self, approval: Approval) -> str:
-        return summary(approval)
+        """A hire by its name; anything else by its type and who asked (the type alone would
+        read the same on every row)."""
+        if approval.type == Approval.Type.HIRE_AGENT:
+            return summary(approval)
+        who = approval.requested_by_agent or approval.requested_by_user
+        return f"{summary(approval)} from {who}" if who else summary(approval)
 
     @admin.display(description="Type", ordering="type")
     def kind(self, approval: Approval) -> str:

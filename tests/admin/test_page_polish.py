@@ -64,8 +64,8 @@ def test_the_queue_lists_a_hire_by_the_name_it_asks_for_not_by_its_id(staff, com
 
     html = page(staff, reverse("admin:issues_approval_changelist"))
 
-    assert "Hire Scout (qa)" in html
-    assert "CEO strategy" in html
+    assert "Hire Scout (QA)" in html
+    assert "CEO strategy from Builder" in html
     assert f"…{hire.pk[-6:]}" not in html
 
 
