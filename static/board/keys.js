@@ -8,7 +8,7 @@
     ["Enter", "Open the selected row"],
     ["c", "Create a new one"],
     ["?", "Show these shortcuts"],
-    ["Esc", "Close this list"],
+    ["Esc", "Close these shortcuts"],
   ];
   var current = -1;
 
