@@ -583,14 +583,17 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
         actor = board_actor(request.user)
         held = apps.get_model("issues", "Issue").objects.filter(checkout_run__in=queryset)
-        done = 0
+        released = []
         for issue in held:
             try:
-                issue_force_release(actor=actor, issue=issue)
-                done += 1
+                _, previous = issue_force_release(actor=actor, issue=issue)
+                released.append(f"{issue.identifier} (held by run …{previous['runId'][-6:]})")
             except SERVICE_REFUSALS as exc:
                 self.message_user(request, f"{issue}: {refusal_message(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} lock(s) released.", messages.SUCCESS)
+        if released:
+            self.message_user(request, f"Released: {', '.join(released)}.", messages.SUCCESS)
+        else:
+            self.message_user(request, "The selected runs hold no lock.", messages.INFO)
 
     readonly_fields = (
         "agent_link",

@@ -203,7 +203,8 @@ def test_force_release_a_stale_lock_from_the_run_monitor(board_page, world, admi
     runs.get_by_role("checkbox").check()
     run_action(page, "Force-release the locks the selected runs hold")
 
-    expect(page.get_by_text("1 lock(s) released.")).to_be_visible()
+    held_by = f"Released: {locked.identifier} (held by run …{dead.pk[-6:]})."
+    expect(page.get_by_text(held_by)).to_be_visible()
     locked.refresh_from_db()
     assert locked.checkout_run_id is None
     assert locked.execution_locked_at is None
