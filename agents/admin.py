@@ -41,6 +41,7 @@ from companies.admin import (
     SameCompanyForm,
     ServiceAdmin,
     ServiceFSMAdmin,
+    each_row,
     refusal_message,
     titled,
 )
@@ -359,16 +360,14 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         return format_html('<a href="{}">{}</a>', url, agent.open_issue_count)
 
     def _transition_selected(self, request, queryset, name: str) -> None:
-        actor = board_actor(request.user)
-        done = 0
-        for agent in queryset:
-            try:
-                AGENT_TRANSITIONS[name](actor=actor, agent=agent)
-                done += 1
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{agent}: {refusal_message(exc)}", messages.ERROR)
+        done = each_row(
+            self,
+            request,
+            queryset,
+            lambda actor, agent: AGENT_TRANSITIONS[name](actor=actor, agent=agent),
+        )
         if done:
-            self.message_user(request, f"{name.capitalize()}: {done} done.", messages.SUCCESS)
+            self.message_user(request, f"{name.capitalize()}: {len(done)} done.", messages.SUCCESS)
 
     @admin.action(description="Pause", permissions=["change"])
     def pause_selected(self, request, queryset):
@@ -565,15 +564,11 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
     @admin.action(description="Cancel the selected runs", permissions=["stop"])
     def cancel_selected(self, request, queryset):
-        actor = board_actor(request.user)
-        done = 0
-        for run in queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES):
-            try:
-                services.run_cancel(actor=actor, run=run)
-                done += 1
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{run}: {refusal_message(exc)}", messages.ERROR)
-        self.message_user(request, f"{done} run(s) cancelled.", messages.SUCCESS)
+        live = queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES)
+        done = each_row(
+            self, request, live, lambda actor, run: services.run_cancel(actor=actor, run=run)
+        )
+        self.message_user(request, f"{len(done)} run(s) cancelled.", messages.SUCCESS)
 
     @admin.action(
         description="Force-release the locks the selected runs hold", permissions=["stop"]
@@ -581,15 +576,12 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
     def force_release_selected(self, request, queryset):
         from issues.services import issue_force_release  # issues build on agents
 
-        actor = board_actor(request.user)
+        def release(actor, issue) -> str:
+            _, previous = issue_force_release(actor=actor, issue=issue)
+            return f"{issue.identifier} (held by run …{previous['runId'][-6:]})"
+
         held = apps.get_model("issues", "Issue").objects.filter(checkout_run__in=queryset)
-        released = []
-        for issue in held:
-            try:
-                _, previous = issue_force_release(actor=actor, issue=issue)
-                released.append(f"{issue.identifier} (held by run …{previous['runId'][-6:]})")
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{issue}: {refusal_message(exc)}", messages.ERROR)
+        released = each_row(self, request, held, release)
         if released:
             self.message_user(request, f"Released: {', '.join(released)}.", messages.SUCCESS)
         else:
@@ -917,30 +909,28 @@ class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
 
     @admin.action(description="Re-enable the selected endpoints", permissions=["change"])
     def reenable_selected(self, request, queryset):
-        actor = board_actor(request.user)
-        enabled = 0
-        for endpoint in queryset:
-            try:
-                was_active = endpoint.active
-                saved = services.webhook_update(
-                    actor=actor, webhook=endpoint, changes={"active": True}
-                )
-                enabled += saved.active and not was_active
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{endpoint}: {refusal_message(exc)}", messages.ERROR)
+        def enable(actor, endpoint) -> bool:
+            was_active = endpoint.active
+            changes = {"active": True}
+            return (
+                services.webhook_update(actor=actor, webhook=endpoint, changes=changes).active
+                and not was_active
+            )
+
+        enabled = sum(each_row(self, request, queryset, enable))
         self.message_user(request, f"{enabled} endpoint(s) re-enabled.", messages.SUCCESS)
 
     @admin.action(description="Send a test ping to the selected endpoints", permissions=["change"])
     def ping_selected(self, request, queryset):
-        actor = board_actor(request.user)
-        queued = 0
-        for endpoint in queryset:
-            try:
-                services.webhook_test(actor=actor, webhook=endpoint)
-                queued += 1
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{endpoint}: {refusal_message(exc)}", messages.ERROR)
-        self.message_user(request, f"Test ping queued to {queued} endpoint(s).", messages.SUCCESS)
+        queued = each_row(
+            self,
+            request,
+            queryset,
+            lambda actor, hook: services.webhook_test(actor=actor, webhook=hook),
+        )
+        self.message_user(
+            request, f"Test ping queued to {len(queued)} endpoint(s).", messages.SUCCESS
+        )
 
     @admin.action(description="Rotate the signing secret (one endpoint)", permissions=["change"])
     def rotate_secret(self, request, queryset):
@@ -987,12 +977,10 @@ class WebhookDeliveryAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
 
     @admin.action(description="Redeliver the selected events now", permissions=["redeliver"])
     def redeliver_selected(self, request, queryset):
-        actor = board_actor(request.user)
-        queued = 0
-        for delivery in queryset.order_by("created_at", "id"):
-            try:
-                services.webhook_redeliver(actor=actor, delivery=delivery)
-                queued += 1
-            except SERVICE_REFUSALS as exc:
-                self.message_user(request, f"{delivery}: {refusal_message(exc)}", messages.ERROR)
-        self.message_user(request, f"{queued} redelivery(ies) queued.", messages.SUCCESS)
+        queued = each_row(
+            self,
+            request,
+            queryset.order_by("created_at", "id"),
+            lambda actor, delivery: services.webhook_redeliver(actor=actor, delivery=delivery),
+        )
+        self.message_user(request, f"{len(queued)} redelivery(ies) queued.", messages.SUCCESS)
