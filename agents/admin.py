@@ -35,6 +35,7 @@ from agents.models import (
 from companies.admin import (
     SERVICE_REFUSALS,
     CompanyScopedAdmin,
+    DefaultedFilter,
     IssueIdentifierSearch,
     ReadOnlyAdmin,
     ReadOnlyInline,
@@ -447,7 +448,7 @@ class AgentApiKeyAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     list_select_related = ("agent",)
 
 
-class RunState(admin.SimpleListFilter):
+class RunState(DefaultedFilter):
     """The run monitor opens on the live runs (queued or running, an expired lease flagged);
     finished ones are one click away."""
 
@@ -463,18 +464,7 @@ class RunState(admin.SimpleListFilter):
             ("all", "All"),
         ]
 
-    def choices(self, changelist):
-        current = self.value() or self.default
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
-
-    def queryset(self, request, queryset):
-        # The default is the page's, not an action's: runs picked by id are acted on.
-        state = self.value() or (self.default if request.method == "GET" else "all")
+    def narrow(self, request, queryset, state: str):
         if state == "live":
             return queryset.filter(status__in=HeartbeatRun.LIVE_STATUSES)
         if state == "expired":

@@ -39,6 +39,31 @@ from paperclip.ids import parse_id, ulid_of_uuid
 SERVICE_REFUSALS = (DomainError, TransitionNotAllowed, ConcurrentTransition)
 
 
+class DefaultedFilter(admin.SimpleListFilter):
+    """A list filter with a default choice (`default`) the page opens on, the others a click
+    away. The default is the page's, not an action's: rows picked by id are acted on whatever
+    the filter (the service says why it refuses one). Subclasses filter in `narrow`."""
+
+    default = ""
+    everything = "all"
+
+    def choices(self, changelist):
+        current = self.value() or self.default
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        chosen = self.value() or (self.default if request.method == "GET" else self.everything)
+        return self.narrow(request, queryset, chosen)
+
+    def narrow(self, request, queryset, chosen: str):
+        raise NotImplementedError
+
+
 def each_row(modeladmin, request, rows, act) -> list:
     """An admin action on the selected rows: `act(actor, row)` for each, each its own service
     call (its checks, its activity row); a refused row is reported with the service's reason and

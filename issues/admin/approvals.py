@@ -24,6 +24,7 @@ from agents.models import Agent
 from companies.admin import (
     SERVICE_REFUSALS,
     CompanyScopedAdmin,
+    DefaultedFilter,
     ReadOnlyInline,
     SameCompanyForm,
     ServiceFSMAdmin,
@@ -44,29 +45,18 @@ STATUS_COLOURS = {
 }
 
 
-class AwaitingDecision(admin.SimpleListFilter):
+class AwaitingDecision(DefaultedFilter):
     """The queue opens on what waits for the board (pending); the rest is a click away."""
 
     title = "queue"
     parameter_name = "queue"
+    default = "pending"
 
     def lookups(self, request, model_admin):
         return [("pending", "Waiting for the board"), ("all", "All")]
 
-    def choices(self, changelist):
-        current = self.value() or "pending"
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
-
-    def queryset(self, request, queryset):
-        # The default is the page's, not an action's: rows picked by id are acted on whatever
-        # their status (the service says why it refuses one).
-        value = self.value() or ("pending" if request.method == "GET" else "all")
-        if value == "pending" and "status__exact" not in request.GET:
+    def narrow(self, request, queryset, chosen: str):
+        if chosen == "pending" and "status__exact" not in request.GET:
             return queryset.filter(status=Approval.Status.PENDING)
         return queryset
 
