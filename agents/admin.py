@@ -406,7 +406,7 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Org chart",
-            "opts": self.model._meta,
+            "content_title": "Org chart",  # the header's title (no `opts`: "Agents > Agents")
             "companies": companies,
         }
         return TemplateResponse(request, "admin/agents/agent/tree.html", context)

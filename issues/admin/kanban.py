@@ -69,7 +69,9 @@ def board_view(model_admin, request):
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Kanban · {company.name}",
-        "opts": model_admin.model._meta,
+        # No `opts`: the theme's header would read "Issues > Issues"; it shows `content_title`.
+        "content_title": f"Kanban · {company.name}",
+        "issue_opts": model_admin.model._meta,
         "company": company,
         "companies": companies,
         "columns": [
