@@ -21,9 +21,7 @@ from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from django_fsm.admin import FSMAdminMixin
 from unfold.admin import ModelAdmin, TabularInline
@@ -32,6 +30,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from companies import services
 from companies.authentication import board_actor
 from companies.models import ActivityEvent, BoardToken, Company, Membership, User
+from paperclip.board import moment_html
 from paperclip.errors import DomainError, from_fsm
 from paperclip.ids import parse_id, ulid_of_uuid
 
@@ -521,13 +520,6 @@ def action_label(code: str) -> str:
     return words.replace("_", " ").strip().capitalize()
 
 
-def relative_time(moment) -> str:
-    """`3 minutes ago`; under a minute, `just now` (not `0 minutes ago`)."""
-    if (timezone.now() - moment).total_seconds() < 60:
-        return "just now"
-    return f"{timesince(moment)} ago"
-
-
 @admin.register(ActivityEvent)
 class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin):
     """The activity log, readable: who (by name), did what, to what (linked, an issue by its
@@ -555,11 +547,7 @@ class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmi
 
     @admin.display(description="when", ordering="created_at")
     def when(self, event: ActivityEvent) -> str:
-        return format_html(
-            '<span title="{}">{}</span>',
-            event.created_at.isoformat(),
-            relative_time(event.created_at),
-        )
+        return moment_html(event.created_at)
 
     @admin.display(description="action", ordering="action")
     def what(self, event: ActivityEvent) -> str:

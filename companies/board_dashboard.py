@@ -21,11 +21,11 @@ from django.db.models import Count, Q
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from companies.admin import member_company_ids
 from companies.dashboard import company_dashboard, utilization_percent
 from companies.models import Company, User
+from paperclip.board import relative_time
 from paperclip.ids import parse_id
 
 DAYS = 14  # the daily charts' window, today included
@@ -432,9 +432,7 @@ def _activity(rows, company: Company) -> list[dict[str, Any]]:
         activity.append(
             {
                 "when": row.created_at,
-                "ago": "just now"
-                if now - row.created_at < timedelta(minutes=1)
-                else f"{timesince(row.created_at, now)} ago",
+                "ago": relative_time(row.created_at, now),
                 "actor": actor,
                 "actor_type": row.actor_type,
                 "action": row.action,

@@ -10,6 +10,23 @@ from typing import Any
 
 from django.http import Http404
 from django.urls import reverse_lazy
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+
+def relative_time(moment, now=None) -> str:
+    """`3 minutes ago`; under a minute, `just now` (not `0 minutes ago`): how the board says
+    when, everywhere (`moment_html`, the `ago` template filter, the dashboard)."""
+    now = now or timezone.now()
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now)} ago"
+
+
+def moment_html(moment) -> str:
+    """A list cell's when: relative, the exact time on hover."""
+    return format_html('<span title="{}">{}</span>', moment.isoformat(), relative_time(moment))
 
 
 def superuser_only(request) -> bool:

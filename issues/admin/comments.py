@@ -8,11 +8,11 @@ from django.contrib.admin.utils import quote
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
-from django.utils.timesince import timesince
 
 from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, author_of
 from issues.markdown import render_markdown
 from issues.models import Comment
+from paperclip.board import moment_html
 
 
 @admin.register(Comment)
@@ -42,8 +42,7 @@ class CommentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
 
     @admin.display(description="when", ordering="created_at")
     def when(self, comment: Comment) -> str:
-        moment = comment.created_at
-        return format_html('<span title="{}">{} ago</span>', moment.isoformat(), timesince(moment))
+        return moment_html(comment.created_at)
 
     @admin.display(description="body")
     def rendered(self, comment: Comment):

@@ -25,7 +25,6 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.functional import SimpleLazyObject
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 from unfold.decorators import display
 
@@ -57,6 +56,7 @@ from issues.models import (
     Priority,
     Project,
 )
+from paperclip.board import moment_html
 
 # The status each PATCH-able transition leads to; `reopen` has its own service.
 PATCH_TARGETS = {name: target for target, name in TRANSITION_TO.items()}
@@ -250,8 +250,7 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
 
     @display(description="updated", ordering="updated_at")
     def updated(self, issue: Issue):
-        moment = issue.updated_at
-        return format_html('<span title="{}">{} ago</span>', moment.isoformat(), timesince(moment))
+        return moment_html(issue.updated_at)
 
     # -- bulk actions, through the service `/v1` bulk uses -----------------------------------
 
