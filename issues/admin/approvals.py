@@ -213,7 +213,9 @@ class ApprovalAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     actions = ["approve_selected", "reject_selected", "request_revision_selected"]
 
     def get_queryset(self, request):
-        linked = Prefetch("issues", queryset=Issue.objects.only("id", "identifier", "title"))
+        # `status` too: the lifecycle's mixin reads it as each issue loads (else a query each).
+        only = ("id", "identifier", "title", "status")
+        linked = Prefetch("issues", queryset=Issue.objects.only(*only))
         return super().get_queryset(request).prefetch_related(linked)
 
     @admin.display(description="Approval")

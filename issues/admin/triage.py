@@ -190,7 +190,10 @@ def bulk_action(model_admin, request, queryset: QuerySet, op: str, action: str):
         "opts": model_admin.model._meta,
         "form": form,
         "action": action,
-        "issues": queryset.select_related(None).order_by("identifier").only("identifier", "title"),
+        # `status` too: the lifecycle's mixin reads it as each issue loads (else a query each).
+        "issues": queryset.select_related(None)
+        .order_by("identifier")
+        .only("identifier", "title", "status"),
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, "admin/issues/issue/bulk_form.html", context)
