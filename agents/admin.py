@@ -775,22 +775,25 @@ class WebhookEndpointForm(SameCompanyForm):
         return cleaned
 
 
+# What one delivery attempt says, in the endpoint's log and in the deliveries' changelist.
+DELIVERY_ATTEMPT = (
+    "event_type",
+    "event_id",
+    "attempt",
+    "status",
+    "response_status",
+    "duration_ms",
+    "error",
+    "next_attempt_at",
+)
+
+
 class WebhookDeliveryInline(ReadOnlyInline):
     """The endpoint's newest attempts; the whole log is the deliveries' changelist."""
 
     model = WebhookDelivery
     shown = 20
-    fields = (
-        "created_at",
-        "event_type",
-        "event_id",
-        "attempt",
-        "status",
-        "response_status",
-        "duration_ms",
-        "error",
-        "next_attempt_at",
-    )
+    fields = ("created_at", *DELIVERY_ATTEMPT)
     readonly_fields = fields
     show_change_link = True
     verbose_name_plural = f"delivery log (newest {shown})"
@@ -943,18 +946,7 @@ class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
 class WebhookDeliveryAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     """The delivery log: written only by the worker and the webhook services."""
 
-    list_display = (
-        "created_at",
-        "endpoint",
-        "event_type",
-        "event_id",
-        "attempt",
-        "status",
-        "response_status",
-        "duration_ms",
-        "error",
-        "next_attempt_at",
-    )
+    list_display = ("created_at", "endpoint", *DELIVERY_ATTEMPT)
     list_filter = ("status", "event_type", ("endpoint", admin.RelatedOnlyFieldListFilter))
     search_fields = ("event_id", "endpoint__url")
     list_select_related = ("endpoint",)
