@@ -112,24 +112,15 @@ NAVIGATION = [
         "separator": True,
         "collapsible": True,
         "items": [
-            link("Users", "person", "admin:companies_user_changelist", permission=superuser_only),
-            link("Groups", "group", "admin:auth_group_changelist", permission=superuser_only),
-            link(
-                "Agent API keys", "key", "admin:agents_agentapikey_changelist",
-                permission=superuser_only,
-            ),
-            link(
-                "Board tokens", "password", "admin:companies_boardtoken_changelist",
-                permission=superuser_only,
-            ),
-            link(
-                "Wake requests", "alarm", "admin:agents_wakeuprequest_changelist",
-                permission=superuser_only,
-            ),
-            link(
-                "Wake deliveries", "outbox", "admin:agents_wakedelivery_changelist",
-                permission=superuser_only,
-            ),
+            link(title, icon, url, permission=superuser_only)
+            for title, icon, url in (
+                ("Users", "person", "admin:companies_user_changelist"),
+                ("Groups", "group", "admin:auth_group_changelist"),
+                ("Agent API keys", "key", "admin:agents_agentapikey_changelist"),
+                ("Board tokens", "password", "admin:companies_boardtoken_changelist"),
+                ("Wake requests", "alarm", "admin:agents_wakeuprequest_changelist"),
+                ("Wake deliveries", "outbox", "admin:agents_wakedelivery_changelist"),
+            )
         ],
     },
 ]  # fmt: skip
