@@ -300,7 +300,10 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
         )
 
     def time_out_expired(self, ids) -> int:
-        """Implements `HeartbeatRun.time_out` for many runs at once, as one conditional UPDATE.
+        """Implements the lease's expiry, queued or running → timed_out (`exit_reason`
+        `lease_expired`, the lease released then), for many runs at once, as one conditional
+        UPDATE. It is not `HeartbeatRun.time_out`: that edge is a running command stopped past
+        its `timeoutSec`, and leaves a queued run alone.
 
         Only runs still live-by-status with an expired lease change, so a run that finished or
         renewed its lease in the meantime is left alone. Answers how many changed.

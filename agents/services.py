@@ -662,8 +662,8 @@ def start_waiting_runs(agent_id: str) -> None:
 
 
 def time_out_expired_runs(ids: list[str]) -> int:
-    """Time out the runs among `ids` whose lease expired (`HeartbeatRun.time_out` as one
-    UPDATE), and let their agents' waiting process runs start: a dead run no longer holds the
+    """Time out the runs among `ids` whose lease expired (`HeartbeatRunQuerySet.time_out_expired`,
+    one UPDATE), and let their agents' waiting process runs start: a dead run no longer holds the
     agent's place. Answers how many were timed out."""
     count = HeartbeatRun.objects.time_out_expired(ids)
     if count:
