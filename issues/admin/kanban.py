@@ -16,9 +16,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
-from companies.admin import SERVICE_REFUSALS, member_company_ids, refusal_message
+from companies.admin import SERVICE_REFUSALS, refusal_message
 from companies.authentication import board_actor
-from companies.models import Company
+from companies.board_dashboard import board_companies, picked_company
 from issues import services
 from issues.models import Issue, Status
 from paperclip.errors import from_fsm
@@ -37,22 +37,15 @@ COLUMNS = (
 FINISHED_CARDS = 30
 
 
-def _companies(request):
-    companies = Company.objects.order_by("name")
-    if request.user.is_superuser:
-        return companies
-    return companies.filter(pk__in=member_company_ids(request.user))
-
-
 def board_view(model_admin, request):
     """The company's board: open columns whole, finished ones their newest cards."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
-    companies = list(_companies(request))
+    companies = board_companies(request.user)
     if not companies:
         raise Http404("No company")
-    wanted = request.GET.get("company")
-    company = next((c for c in companies if c.pk == wanted), companies[0])
+    # A company the user may not see (or none) opens the first one's board.
+    company = picked_company(companies, request.GET.get("company")) or companies[0]
     issues = (
         model_admin.get_queryset(request)
         .for_company(company.pk)
