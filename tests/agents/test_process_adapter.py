@@ -149,22 +149,6 @@ class AgentWorkers(Workers):
 
 
 @pytest.fixture
-def media(settings, tmp_path) -> Path:
-    """Where the worker saves run logs, and where this process's API reads them."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
-@pytest.fixture
 def home(tmp_path) -> Path:
     """The agent's script and what its runs leave behind (pids, marker files)."""
     folder = tmp_path / "agent"

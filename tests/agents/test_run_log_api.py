@@ -18,26 +18,14 @@ from tests import factories
 from tests.conftest import client_for
 from tests.wire import wire
 
-pytestmark = pytest.mark.django_db
+# Logs go to a fresh filesystem storage (`media`, tests/agents/conftest.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 
 TEXT = "text/plain; charset=utf-8"
 # Longer than the tail a run keeps, with a character UTF-8 writes in two bytes.
 WHOLE_LOG = "".join(f"step {n}: café\n" for n in range(1000)).encode()
 NOT_FOUND = {"error": "Not found", "code": "not_found"}
 NO_LOG = {"error": "Run has no log", "code": "not_found"}
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path)},
-        },
-    }
-    return tmp_path
 
 
 @pytest.fixture
