@@ -42,6 +42,8 @@ from paperclip.errors import NotAllowed, ValidationFailed
 
 SOFT = Decimal("0.8")
 CENT = Decimal("0.01")
+MAX_CENTS = Decimal(10) ** 12  # CostEvent.cost_cents: 16 digits, 4 of them after the point
+MAX_TOKENS = 2**63 - 1  # a PositiveBigIntegerField
 PAUSABLE = {Agent.Status.ACTIVE, Agent.Status.IDLE, Agent.Status.RUNNING, Agent.Status.ERROR}
 
 
@@ -89,6 +91,11 @@ def record_run_usage(actor: Actor, run: HeartbeatRun, usage: dict[str, Any]) -> 
     amount = usd * 100 if usd is not None else cents
     if amount is None and not any(tokens.values()):
         return None
+    too_large = [key for key, value in tokens.items() if value > MAX_TOKENS]
+    if amount is not None and amount >= MAX_CENTS:
+        too_large.insert(0, "costUsd" if usd is not None else "costCents")
+    if too_large:  # more than its column holds: a 400 naming it, not the database's 500
+        raise ValidationFailed(details={f"usage.{key}": ["Too large."] for key in too_large})
     text = {k: str(usage.get(k) or "")[:100] or "unknown" for k in ("provider", "model")}
     return record(
         actor,

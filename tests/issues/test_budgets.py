@@ -352,3 +352,28 @@ def test_a_cost_reported_for_last_month_does_not_count_against_this_months_budge
     spend(budgeted, 1000)  # this month's line is still where it was
     budgeted.refresh_from_db()
     assert (budgeted.status, budgeted.pause_reason) == ("paused", "budget")
+
+
+@pytest.mark.parametrize(
+    ("usage", "field"),
+    [
+        ({"costUsd": 1e20}, "usage.costUsd"),
+        ({"costCents": 10**14}, "usage.costCents"),
+        ({"inputTokens": 10**25}, "usage.inputTokens"),
+    ],
+)
+def test_a_finish_reporting_more_than_a_cost_can_hold_gets_400_and_the_run_stays_live(
+    agent, usage, field
+):
+    run = live_run(agent)
+
+    response = client_for(key_of(agent), run_id=run.pk).post(
+        f"/api/heartbeat-runs/{run.pk}/finish",
+        {"status": "succeeded", "usage": usage},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["details"] == {field: ["Too large."]}
+    run.refresh_from_db()
+    assert (run.status, run.costs.count()) == ("running", 0)
