@@ -75,61 +75,66 @@ class WebhookDeliverySerializer(CamelModelSerializer):
         read_only_fields = fields
 
 
+# The handlers both dialects serve: `/v1` subclasses this with its own base and serializers
+# (`serializer_class`, `secret_serializer_class`), so a rule added here reaches both. Handlers
+# take `**kwargs` because `/v1` nests every route under its company. (A comment, not a
+# docstring: a docstring would become every operation's description in the schema.)
 class WebhookViewSet(ScopedViewSet):
     queryset = WebhookEndpoint.objects.all()
     serializer_class = WebhookSerializer
+    secret_serializer_class = WebhookWithSecretSerializer
 
-    def list(self, request, company_pk: str):
+    def list(self, request, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(WebhookSerializer(page, many=True).data)
+        return self.get_paginated_response(self.serializer_class(page, many=True).data)
 
     @extend_schema(request=WebhookSerializer, responses={201: WebhookWithSecretSerializer})
-    def create(self, request, company_pk: str):
+    def create(self, request, **kwargs):
         """Create an endpoint. Its signing secret is in this answer only."""
-        serializer = WebhookSerializer(data=request.data)
+        serializer = self.serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         webhook = services.webhook_create(
             actor=self.actor, company=self.company, data=serializer.validated_data
         )
-        return Response(WebhookWithSecretSerializer(webhook).data, status=status.HTTP_201_CREATED)
+        return Response(self.secret_serializer_class(webhook).data, status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request, pk: str):
-        return Response(WebhookSerializer(self.get_object()).data)
+    def retrieve(self, request, **kwargs):
+        return Response(self.serializer_class(self.get_object()).data)
 
-    def partial_update(self, request, pk: str):
+    def partial_update(self, request, **kwargs):
         webhook = self.get_object()
-        serializer = WebhookSerializer(webhook, data=request.data, partial=True)
+        serializer = self.serializer_class(webhook, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         webhook = services.webhook_update(
             actor=self.actor, webhook=webhook, changes=serializer.validated_data
         )
-        return Response(WebhookSerializer(webhook).data)
+        return Response(self.serializer_class(webhook).data)
 
-    def destroy(self, request, pk: str):
+    def destroy(self, request, **kwargs):
         services.webhook_delete(actor=self.actor, webhook=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses=WebhookWithSecretSerializer)
-    def rotate_secret(self, request, pk: str):
+    def rotate_secret(self, request, **kwargs):
         """A new signing secret, in this answer only; the old one stops signing at once."""
         webhook = services.webhook_rotate_secret(actor=self.actor, webhook=self.get_object())
-        return Response(WebhookWithSecretSerializer(webhook).data)
+        return Response(self.secret_serializer_class(webhook).data)
 
     @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
-    def test(self, request, pk: str):
+    def test(self, request, **kwargs):
         """Queue a `ping` event to the endpoint; answers its pending delivery."""
         delivery = services.webhook_test(actor=self.actor, webhook=self.get_object())
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=WebhookDeliverySerializer(many=True))
-    def deliveries(self, request, pk: str):
+    def deliveries(self, request, **kwargs):
         """The endpoint's delivery log: every attempt, newest first, in cursor pages."""
         webhook = self.get_object()
         page = self.paginate_queryset(webhook.deliveries.all())
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
-    def redeliver(self, request, pk: str, delivery_pk: str):
+    def redeliver(self, request, delivery_pk: str, **kwargs):
         """Send the delivery's event again now, with the same `webhook-id`: the event's next
         attempt at this endpoint (numbering continues). Answers the pending attempt."""
         delivery = found(self.get_object().deliveries.by_ref(delivery_pk))
