@@ -20,7 +20,7 @@ from companies.admin import SERVICE_REFUSALS, refusal_message
 from companies.authentication import board_actor
 from companies.board_dashboard import board_companies, picked_company
 from issues import services
-from issues.models import Issue, Status
+from issues.models import TERMINAL_STATUSES, Issue, Status
 from paperclip.errors import from_fsm
 
 COLUMNS = (
@@ -53,9 +53,9 @@ def board_view(model_admin, request):
         .order_by("priority", "-updated_at")
     )
     cards: dict[str, list[Issue]] = {status: [] for status in COLUMNS}
-    for issue in issues.exclude(status__in=(Status.DONE, Status.CANCELLED, Status.FAILED)):
+    for issue in issues.exclude(status__in=TERMINAL_STATUSES):
         cards[issue.status].append(issue)
-    finished = issues.filter(status__in=(Status.DONE, Status.CANCELLED, Status.FAILED))
+    finished = issues.filter(status__in=TERMINAL_STATUSES)
     for issue in finished.order_by("-updated_at")[: FINISHED_CARDS * 3]:
         if len(cards[issue.status]) < FINISHED_CARDS:
             cards[issue.status].append(issue)
