@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django_fsm import can_proceed
 
 from agents.models import Agent, HeartbeatRun, PauseReason, this_month, whole_cents
 from agents.services import BUDGET_EXHAUSTED, agent_resume, stop_run, transition_agent
@@ -44,7 +45,6 @@ SOFT = Decimal("0.8")
 CENT = Decimal("0.01")
 MAX_CENTS = Decimal(10) ** 12  # CostEvent.cost_cents: 16 digits, 4 of them after the point
 MAX_TOKENS = 2**63 - 1  # a PositiveBigIntegerField
-PAUSABLE = {Agent.Status.ACTIVE, Agent.Status.IDLE, Agent.Status.RUNNING, Agent.Status.ERROR}
 
 
 def usd_of(cents: Decimal) -> float:
@@ -227,7 +227,7 @@ def _cancel_run(run: HeartbeatRun) -> None:
 
 def _stop_agent(agent: Agent) -> None:
     agent = Agent.objects.select_for_update().get(pk=agent.pk)
-    if agent.status in PAUSABLE:
+    if can_proceed(agent.pause):  # one its lifecycle may not pause (paused, ...) stays so
         transition_agent(SYSTEM, agent, "pause", "agent.paused", PauseReason.BUDGET)
     for run in HeartbeatRun.objects.filter(agent=agent).live():
         _cancel_run(run)
