@@ -48,11 +48,12 @@ def viewer_of(app_label: str, model_name: str):
 
 
 def link(title: str, icon: str, url: str, **extra: Any) -> dict[str, Any]:
-    """A sidebar entry for a changelist (`admin:<app>_<model>_changelist`), shown to those who
-    may view the model unless `permission` says otherwise."""
-    parts = url.removeprefix("admin:").removesuffix("_changelist").split("_", 1)
-    if len(parts) == 2 and "permission" not in extra:
-        extra["permission"] = viewer_of(*parts)
+    """A sidebar entry for a model's admin page (`admin:<app>_<model>_<page>`: its changelist,
+    the kanban, the org chart), shown to those who may view the model unless `permission` says
+    otherwise. (Model names have no underscore; app labels here have none either.)"""
+    parts = url.removeprefix("admin:").split("_")
+    if len(parts) == 3 and "permission" not in extra:
+        extra["permission"] = viewer_of(*parts[:2])
     return {"title": title, "icon": icon, "link": reverse_lazy(url), **extra}
 
 
@@ -68,12 +69,7 @@ NAVIGATION = [
         "items": [
             link("Dashboard", "dashboard", "admin:index"),
             link("Issues", "task_alt", "admin:issues_issue_changelist"),
-            link(
-                "Kanban",
-                "view_kanban",
-                "admin:issues_issue_kanban",
-                permission=viewer_of("issues", "issue"),
-            ),
+            link("Kanban", "view_kanban", "admin:issues_issue_kanban"),
             link("Approvals", "approval", "admin:issues_approval_changelist"),
             link("Projects", "folder", "admin:issues_project_changelist"),
             link("Goals", "flag", "admin:issues_goal_changelist"),
@@ -87,12 +83,7 @@ NAVIGATION = [
         "separator": True,
         "items": [
             link("Agents", "smart_toy", "admin:agents_agent_changelist"),
-            link(
-                "Org chart",
-                "account_tree",
-                "admin:agents_agent_tree",
-                permission=viewer_of("agents", "agent"),
-            ),
+            link("Org chart", "account_tree", "admin:agents_agent_tree"),
             link("Runs", "play_circle", "admin:agents_heartbeatrun_changelist"),
             link("Teams", "groups", "admin:agents_team_changelist"),
             link("Webhooks", "webhook", "admin:agents_webhookendpoint_changelist"),
