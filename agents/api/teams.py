@@ -22,34 +22,36 @@ class TeamSerializer(CamelModelSerializer):
         validators: list = []
 
 
+# `/v1` subclasses this with its own base and serializer, so the handlers exist once; they
+# take `**kwargs` because `/v1` nests every route under its company.
 class TeamViewSet(ScopedViewSet):
     queryset = Team.objects.all()
     serializer_class = TeamSerializer
     ordering_keys = (("name", False), ("id", False))
 
-    def list(self, request, company_pk: str):
+    def list(self, request, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(TeamSerializer(page, many=True).data)
+        return self.get_paginated_response(self.serializer_class(page, many=True).data)
 
-    def create(self, request, company_pk: str):
-        serializer = TeamSerializer(data=request.data)
+    def create(self, request, **kwargs):
+        serializer = self.serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
         team = services.team_create(
             actor=self.actor, company=self.company, data=serializer.validated_data
         )
-        return Response(TeamSerializer(team).data, status=status.HTTP_201_CREATED)
+        return Response(self.serializer_class(team).data, status=status.HTTP_201_CREATED)
 
-    def retrieve(self, request, pk: str):
-        return Response(TeamSerializer(self.get_object()).data)
+    def retrieve(self, request, **kwargs):
+        return Response(self.serializer_class(self.get_object()).data)
 
-    def partial_update(self, request, pk: str):
+    def partial_update(self, request, **kwargs):
         team = self.get_object()
-        serializer = TeamSerializer(team, data=request.data, partial=True)
+        serializer = self.serializer_class(team, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         team = services.team_update(actor=self.actor, team=team, changes=serializer.validated_data)
-        return Response(TeamSerializer(team).data)
+        return Response(self.serializer_class(team).data)
 
-    def destroy(self, request, pk: str):
+    def destroy(self, request, **kwargs):
         """Delete the team; its agents and issues stay, without a team."""
         services.team_delete(actor=self.actor, team=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
