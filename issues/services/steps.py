@@ -12,6 +12,7 @@ from typing import Any
 from django_fsm import can_proceed
 
 from agents.models import HeartbeatRun
+from agents.services import stop_run
 from companies.services import apply_changes
 from issues.models import TRANSITION_TO, Issue, Status, patchable_targets
 from issues.services.access import refuse_live_holder
@@ -72,9 +73,7 @@ def end_holder_run(actor: Actor, issue: Issue, reason: str) -> str | None:
     run = HeartbeatRun.objects.select_for_update().get(pk=holder.pk)
     if run.is_terminal:
         return None
-    run.cancel(reason)
-    run.release_lease(reason)
-    run.save()
+    stop_run(actor, run, reason)  # the one way a run is cancelled, with its activity row
     return run.pk
 
 

@@ -138,6 +138,19 @@ def test_cancel_stops_the_live_run_and_keeps_the_reason(actor, company, agent):
     assert row.details["reason"] == "Duplicate of ACM-1"
 
 
+def test_the_run_a_cancel_stops_leaves_its_own_activity_row(actor, company, agent):
+    """Every mutation leaves an activity row: the run's end too, as the board's cancel does."""
+    issue, run = running(company, agent)
+
+    services.issue_cancel(actor=actor, issue=issue)
+
+    row = ActivityEvent.objects.get(action="run.cancelled")
+    assert (row.entity_id, row.details["status"]) == (
+        run.pk,
+        {"from": "running", "to": "cancelled"},
+    )
+
+
 def test_cancel_of_a_finished_issue_is_refused_as_frozen(actor, company):
     issue = factories.IssueFactory(company=company, status="done")
 
