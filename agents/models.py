@@ -437,6 +437,12 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
         return self.status not in self.LIVE_STATUSES
 
     @property
+    def cancel_requested(self) -> bool:
+        """Stopped from outside (the board, a budget, its issue cancelled or reassigned): what its
+        agent reads as `cancelRequested` on its next heartbeat."""
+        return self.cancel_requested_at is not None
+
+    @property
     def is_live(self) -> bool:
         return (
             self.status in self.LIVE_STATUSES

@@ -300,8 +300,7 @@ def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
     """Renew (and count) the lease of a live run. A run the board cancelled answers
     `cancelRequested`, even to an agent that may change nothing now (its budget stopped it)."""
     if actor.is_agent and run.agent_id == actor.agent.pk:
-        told_to_stop = run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at
-        if told_to_stop:
+        if run.cancel_requested:
             return run
         if actor.agent.pause_reason == PauseReason.BUDGET and actor.agent.status == "paused":
             # Its budget stopped the agent while this run's own request held it: stop it now.
@@ -311,7 +310,7 @@ def run_heartbeat(*, actor: Actor, run: HeartbeatRun) -> HeartbeatRun:
             return run
     _ensure_runs_own(actor, run)
     run = _lock_run(run)
-    if run.status == HeartbeatRun.Status.CANCELLED and run.cancel_requested_at:
+    if run.cancel_requested:
         return run
     if run.is_terminal:
         raise _finished_conflict(run)

@@ -51,7 +51,7 @@ class HeartbeatRunSerializer(CamelModelSerializer):
         read_only_fields = fields
 
     def get_cancel_requested(self, run: HeartbeatRun) -> bool:
-        return run.cancel_requested_at is not None
+        return run.cancel_requested
 
     def get_is_live(self, run: HeartbeatRun) -> bool:
         return run.is_live

@@ -123,7 +123,7 @@ class HeartbeatSerializer(serializers.Serializer):
     cancelRequested = serializers.SerializerMethodField()
 
     def get_cancelRequested(self, run: HeartbeatRun) -> bool:
-        return run.cancel_requested_at is not None
+        return run.cancel_requested
 
 
 class NoBodySerializer(CamelSerializer):
