@@ -210,3 +210,11 @@ class CostEventFactory(factory.django.DjangoModelFactory):
     input_tokens = 1000
     output_tokens = 200
     cost_cents = 10
+
+
+def live_run(agent: Agent, **fields) -> HeartbeatRun:
+    """A heartbeat run of `agent` that is running now with a fresh lease (pass `status=`,
+    `lease_expires_at=`, ... to vary it)."""
+    fields.setdefault("status", HeartbeatRun.Status.RUNNING)
+    fields.setdefault("started_at", timezone.now())
+    return HeartbeatRunFactory(agent=agent, **fields)

@@ -17,11 +17,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.models import Agent, HeartbeatRun
+from agents.models import HeartbeatRun
 from companies.models import ActivityEvent
 from issues.models import Comment, Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
@@ -32,12 +33,6 @@ UNKNOWN_RUN = "run_" + "0" * 26
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def live_run(agent: Agent, **fields) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now(), **fields
-    )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from agents.models import Agent, HeartbeatRun, WakeupRequest
 from companies.models import ActivityEvent
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 from tests.wire import stored, wire
 
 pytestmark = pytest.mark.django_db
@@ -53,11 +54,6 @@ def fast_password_hashing(settings):
 
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def live_run(agent: Agent, **fields) -> HeartbeatRun:
-    fields.setdefault("status", HeartbeatRun.Status.RUNNING)
-    return factories.HeartbeatRunFactory(agent=agent, started_at=timezone.now(), **fields)
 
 
 def agent_client(agent: Agent, run: HeartbeatRun | None = None):

@@ -16,21 +16,16 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from agents.models import Agent, HeartbeatRun
+from agents.models import Agent
 from companies.models import ActivityEvent
 from issues.models import Approval, Event, Status
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 
 pytestmark = pytest.mark.django_db
 
 OVERRIDE = Approval.Type.BUDGET_OVERRIDE_REQUIRED
-
-
-def live_run(agent: Agent, **fields) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now(), **fields
-    )
 
 
 def key_of(agent: Agent) -> str:

@@ -18,6 +18,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue, Project
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def live_run(agent: Agent) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now()
-    )
 
 
 def agent_client(agent: Agent, run: HeartbeatRun | None = None):

@@ -9,10 +9,7 @@ and `previous` (the `/v1` fields the change altered, with their old values).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from agents.delivery import new_webhook_secret
@@ -25,6 +22,7 @@ from tests import factories
 from tests.agents.receivers import running_receiver
 from tests.agents.test_wake_delivery import run_worker
 from tests.conftest import client_for
+from tests.factories import live_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("database_tasks")]
 
@@ -252,15 +250,6 @@ def test_assigning_and_reassigning_through_api_are_their_events(board, company, 
     assert (reassigned["type"], reassigned["data"]["previous"]) == (
         "issue.reassigned",
         {"assignedAgentId": agent.pk},
-    )
-
-
-def live_run(agent):
-    return factories.HeartbeatRunFactory(
-        agent=agent,
-        status="running",
-        started_at=timezone.now(),
-        lease_expires_at=timezone.now() + timedelta(minutes=5),
     )
 
 

@@ -15,10 +15,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agents.models import Agent, HeartbeatRun
 from issues.models import Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 from tests.wire import wire
 
 pytestmark = pytest.mark.django_db
@@ -41,12 +41,6 @@ INBOX_FIELDS = {
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def live_run(agent: Agent, **fields) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now(), **fields
-    )
 
 
 def ago(minutes: int):

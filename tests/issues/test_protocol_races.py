@@ -27,6 +27,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 from tests.wire import stored, wire
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -70,12 +71,6 @@ def race(n: int, work: Callable[[int, threading.Barrier], Any]) -> list[Any]:
     if errors:
         raise errors[0]
     return results
-
-
-def live_run(agent: Agent) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now()
-    )
 
 
 def key_of(agent: Agent) -> str:

@@ -21,6 +21,7 @@ from companies.models import ActivityEvent
 from issues.models import Issue
 from tests import factories
 from tests.conftest import client_for
+from tests.factories import live_run
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +36,6 @@ def run_command(*args: str) -> str:
 
 def run_json(*args: str) -> dict:
     return json.loads(run_command("--json", *args))
-
-
-def live_run(agent: Agent) -> HeartbeatRun:
-    return factories.HeartbeatRunFactory(
-        agent=agent, status=HeartbeatRun.Status.RUNNING, started_at=timezone.now()
-    )
 
 
 def expired_run(agent: Agent, status: str = "running") -> HeartbeatRun:
