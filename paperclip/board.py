@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
@@ -54,7 +54,23 @@ def link(title: str, icon: str, url: str, **extra: Any) -> dict[str, Any]:
     parts = url.removeprefix("admin:").split("_")
     if len(parts) == 3 and "permission" not in extra:
         extra["permission"] = viewer_of(*parts[:2])
-    return {"title": title, "icon": icon, "link": reverse_lazy(url), **extra}
+    path = reverse_lazy(url)
+    extra.setdefault("active", lambda request: current_entry(request) == str(path))
+    return {"title": title, "icon": icon, "link": path, **extra}
+
+
+def current_entry(request) -> str | None:
+    """The path of the one sidebar entry the page belongs to: the longest entry path the page's
+    path starts with. (The theme marks every entry whose path is part of the page's, so on the
+    kanban, /admin/issues/issue/kanban/, Issues would light up beside Kanban.)"""
+    index = reverse("admin:index")
+    paths = [str(item["link"]) for group in NAVIGATION for item in group["items"]]
+    matching = [
+        path
+        for path in paths
+        if request.path == path or (path != index and request.path.startswith(path))
+    ]
+    return max(matching, key=len, default=None)
 
 
 def navigation(request) -> list[dict[str, Any]]:

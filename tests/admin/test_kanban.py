@@ -194,3 +194,20 @@ def test_the_board_runs_a_fixed_number_of_queries(member, company, django_assert
 # permissions; the member's companies (for the picker, and again for the scoped issues); the
 # companies; the open cards and the finished ones (assignees joined).
 QUERIES = 11
+
+
+def active_entries(response) -> list[str]:
+    return [
+        item["title"]
+        for group in response.context["sidebar_navigation"]
+        for item in group["items"]
+        if item["active"]
+    ]
+
+
+def test_the_sidebar_marks_only_the_page_one_is_on(member, company):
+    factories.IssueFactory(company=company)
+
+    assert active_entries(member.get(KANBAN)) == ["Kanban"]
+    assert active_entries(member.get(reverse("admin:issues_issue_changelist"))) == ["Issues"]
+    assert active_entries(member.get(reverse("admin:index"))) == ["Dashboard"]
