@@ -9,9 +9,28 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.delivery import new_webhook_secret
-from agents.models import Agent, AgentApiKey, HeartbeatRun, Team, WebhookDelivery, WebhookEndpoint
+from agents.models import (
+    Agent,
+    AgentApiKey,
+    HeartbeatRun,
+    Team,
+    WakeDelivery,
+    WakeupRequest,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from companies.models import BoardToken, Company, Membership, User, hash_token, new_secret
-from issues.models import Comment, CostEvent, Goal, Issue, Label, Project
+from issues.models import (
+    Approval,
+    Comment,
+    CostEvent,
+    Document,
+    DocumentRevision,
+    Goal,
+    Issue,
+    Label,
+    Project,
+)
 from issues.services.costs import record_run_usage
 from paperclip.actors import SYSTEM
 
@@ -210,6 +229,82 @@ class CostEventFactory(factory.django.DjangoModelFactory):
     input_tokens = 1000
     output_tokens = 200
     cost_cents = 10
+
+
+class WakeupRequestFactory(factory.django.DjangoModelFactory):
+    """A wake by the board that started its own run."""
+
+    class Meta:
+        model = WakeupRequest
+
+    run = factory.SubFactory(HeartbeatRunFactory)
+    agent = factory.SelfAttribute("run.agent")
+    company = factory.SelfAttribute("run.company")
+    source = HeartbeatRun.Source.ON_DEMAND
+    reason = "manual"
+    requested_by_type = "system"
+    requested_by_id = "system"
+
+
+class WakeDeliveryFactory(factory.django.DjangoModelFactory):
+    """One POST of a run's wake to its agent's HTTP adapter, answered 200."""
+
+    class Meta:
+        model = WakeDelivery
+
+    run = factory.SubFactory(HeartbeatRunFactory)
+    attempt = factory.Sequence(lambda n: n + 1)
+    url = "https://agent.example.com/wake"
+    status_code = 200
+    succeeded = True
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """An issue's document with `revisions` revisions (default 1), the newest its body."""
+
+    class Meta:
+        model = Document
+        skip_postgeneration_save = True
+
+    issue = factory.SubFactory(IssueFactory)
+    company = factory.SelfAttribute("issue.company")
+    key = factory.Sequence(lambda n: f"doc-{n}")
+    title = "Plan"
+    body = "v1"
+
+    @factory.post_generation
+    def revisions(document, create, extracted, **kwargs):
+        if not create:
+            return
+        for number in range(1, (extracted or 1) + 1):
+            document.latest_revision = DocumentRevision.objects.create(
+                document=document,
+                number=number,
+                title=document.title,
+                body=f"line one\nv{number}\n",
+                change_summary=f"edit {number}",
+                **kwargs,
+            )
+        document.body = document.latest_revision.body
+        document.save(update_fields=["latest_revision", "body"])
+
+
+class ApprovalFactory(factory.django.DjangoModelFactory):
+    """A pending hire requested by an agent (pass `issues=[...]` to link issues)."""
+
+    class Meta:
+        model = Approval
+        skip_postgeneration_save = True
+
+    requested_by_agent = factory.SubFactory(AgentFactory)
+    company = factory.SelfAttribute("requested_by_agent.company")
+    type = Approval.Type.HIRE_AGENT
+    payload = factory.LazyFunction(lambda: {"name": "Scout", "role": "qa"})
+
+    @factory.post_generation
+    def issues(approval, create, extracted, **kwargs):
+        if create and extracted:
+            approval.issues.add(*extracted)
 
 
 def live_run(agent: Agent, **fields) -> HeartbeatRun:
