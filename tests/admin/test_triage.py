@@ -4,6 +4,7 @@ statuses at once, names not ids, a fixed number of queries, and bulk actions tha
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -255,3 +256,18 @@ def test_a_bulk_action_without_its_argument_shows_the_form_again(root, company):
     assert response.templates[0].name == "admin/issues/issue/bulk_form.html"
     assert response.context["form"].errors
     assert not ActivityEvent.objects.filter(issue_id=row.pk).exists()
+
+
+def selected_project_option(html: str) -> str:
+    select = html[html.index('<select id="pc-project"') : html.index("</select>")]
+    [selected] = re.findall(r"<option[^>]*\bselected\b[^>]*>([^<]*)</option>", select)
+    return selected
+
+
+def test_the_project_picker_says_by_project_until_one_is_picked(root, company):
+    site = factories.ProjectFactory(company=company, name="Website")
+    issue(company, "todo", project=site)
+
+    assert selected_project_option(root.get(ISSUES).content.decode()) == "By project…"
+    picked = root.get(ISSUES, {"project__id__exact": site.pk}).content.decode()
+    assert selected_project_option(picked) == "Website"
