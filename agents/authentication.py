@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.cache import caches
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS
 
@@ -13,6 +15,39 @@ from paperclip.api.authentication import BearerAuthentication, bearer_token, tou
 
 AGENT_KEY_PREFIX = "pcp_"
 RUN_ID_HEADER = "HTTP_X_PAPERCLIP_RUN_ID"
+# Where a process keeps what agent keys resolved to (settings.CACHES, in-process).
+KEY_CACHE = "auth"
+
+
+def active_key(token: str) -> AgentApiKey | None:
+    """The active key `token` is, with its agent, as read at most
+    PAPERCLIP_AUTH_CACHE_SECONDS ago by this process (a fresh copy every call: the cache keeps
+    pickles, so no two requests share an instance). Unknown tokens are never cached."""
+    token_hash = hash_token(token)
+    seconds = settings.PAPERCLIP_AUTH_CACHE_SECONDS
+    cache = caches[KEY_CACHE]
+    key = cache.get(token_hash) if seconds > 0 else None
+    if key is None:
+        key = (
+            AgentApiKey.objects.active()
+            .select_related("agent")
+            .filter(token_hash=token_hash)
+            .first()
+        )
+        if key is None:
+            return None
+        # Its use is recorded when it is read, so at most once a cache period per process.
+        touch_last_used(AgentApiKey.objects, key)
+        if seconds > 0:
+            cache.set(token_hash, key, seconds)
+    return key
+
+
+def forget_keys() -> None:
+    """Drop what this process trusts about agent keys: called when an agent's status changes
+    or its keys are revoked, so the process that made the change refuses at once (the others
+    within PAPERCLIP_AUTH_CACHE_SECONDS)."""
+    caches[KEY_CACHE].clear()
 
 
 def agent_actor(agent: Agent, *, run_id: str | None = None, run=None, credential=None) -> Actor:
@@ -47,15 +82,9 @@ class AgentKeyAuthentication(BearerAuthentication):
         token = bearer_token(request)
         if token is None or not token.startswith(AGENT_KEY_PREFIX):
             return None
-        key = (
-            AgentApiKey.objects.active()
-            .select_related("agent")
-            .filter(token_hash=hash_token(token))
-            .first()
-        )
+        key = active_key(token)
         if key is None or key.agent.status == Agent.Status.TERMINATED:
             raise AuthenticationFailed()
-        touch_last_used(AgentApiKey.objects, key)
         return _authenticated(request, key.agent, key)
 
 

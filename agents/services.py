@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from agents.authentication import forget_keys
 from agents.delivery import (
     check_delivery_url,
     new_webhook_secret,
@@ -158,6 +159,10 @@ def transition_agent(actor: Actor, agent: Agent, name: str, action: str, *args: 
     previous = agent.status
     getattr(agent, name)(*args)
     agent.save()
+    # API keys speak for the agent as it now is: forgotten now, and again at commit (a request
+    # of this process may have read the old status meanwhile).
+    forget_keys()
+    transaction.on_commit(forget_keys)
     details = {"status": {"from": previous, "to": agent.status}}
     if agent.pause_reason:
         details["pauseReason"] = agent.pause_reason

@@ -353,6 +353,17 @@ UNFOLD = {
     },
 }
 
+# In-process only, on purpose: each process bounds how long it trusts a key by
+# PAPERCLIP_AUTH_CACHE_SECONDS, and a shared cache would need invalidation across hosts.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "auth": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "paperclip-auth",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -364,6 +375,10 @@ LOGGING = {
 PAPERCLIP_LEASE_SECONDS = env_int("PAPERCLIP_LEASE_SECONDS", 300)
 # Lifetime of the run token a wakeup hands out (a bearer credential bound to agent and run).
 PAPERCLIP_RUN_TOKEN_SECONDS = env_int("PAPERCLIP_RUN_TOKEN_SECONDS", 3600)
+# How long a process trusts what an agent API key resolved to (the key and its agent) before
+# reading it again: a revoked key, a paused or terminated agent is refused by every process
+# within this many seconds (at once by the process that made the change). 0 reads every time.
+PAPERCLIP_AUTH_CACHE_SECONDS = env_int("PAPERCLIP_AUTH_CACHE_SECONDS", 5)
 PAPERCLIP_API_URL = env_str("PAPERCLIP_API_URL", "http://127.0.0.1:3100")
 # Attachments: the largest upload, and the content types accepted (DESIGN §6). html and svg
 # may be added by an operator; they are then always served as downloads.

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from agents.authentication import forget_keys
 from tests import factories
 
 
@@ -35,6 +36,13 @@ def pytest_collection_modifyitems(config, items):
 def fast_password_hashing(settings):
     """Real hashers are slow on purpose; tests only need passwords to check."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_key_cache():
+    """What a process trusts about agent keys lives across requests (agents.authentication):
+    each test starts with none, as a fresh process would, since its rows are rolled back."""
+    forget_keys()
 
 
 @pytest.fixture(autouse=True)

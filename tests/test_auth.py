@@ -3,6 +3,7 @@ admin session (CSRF enforced), nobody else. Health and the OpenAPI document are 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -81,6 +82,65 @@ def test_terminated_agents_key_gets_401_even_if_not_revoked(company):
     key = factories.AgentApiKeyFactory(agent=retired)
 
     assert_unauthorized(client_for(key.token).get("/api/agents/me"))
+
+
+# -- what a process trusts about a key (PAPERCLIP_AUTH_CACHE_SECONDS) -------------------------
+
+
+def revoke_elsewhere(key: AgentApiKey) -> None:
+    """Revoke the key the way another server process would: a row change this process is not
+    told about."""
+    AgentApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_the_cache_period_ends(
+    agent, settings
+):
+    settings.PAPERCLIP_AUTH_CACHE_SECONDS = 1
+    key = factories.AgentApiKeyFactory(agent=agent)
+    client = client_for(key.token)
+    assert client.get("/api/agents/me").status_code == 200
+
+    revoke_elsewhere(key)
+    within = client.get("/api/agents/me").status_code
+    time.sleep(1.1)
+
+    assert within == 200  # trusted for at most the cache period...
+    assert_unauthorized(client.get("/api/agents/me"))  # ...and never past it
+
+
+def test_without_the_cache_a_revoked_key_is_refused_on_the_next_request(agent, settings):
+    settings.PAPERCLIP_AUTH_CACHE_SECONDS = 0
+    key = factories.AgentApiKeyFactory(agent=agent)
+    client = client_for(key.token)
+    assert client.get("/api/agents/me").status_code == 200
+
+    revoke_elsewhere(key)
+
+    assert_unauthorized(client.get("/api/agents/me"))
+
+
+def test_terminating_an_agent_refuses_its_key_at_once_in_the_process_that_did_it(
+    agent, board, company
+):
+    client = client_for(factories.AgentApiKeyFactory(agent=agent).token)
+    assert client.get("/api/agents/me").status_code == 200
+
+    assert board.post(f"/api/agents/{agent.pk}/terminate").status_code == 200
+
+    assert_unauthorized(client.get("/api/agents/me"))
+
+
+def test_pausing_an_agent_refuses_its_writes_at_once_in_the_process_that_did_it(
+    agent, board, company
+):
+    client = client_for(factories.AgentApiKeyFactory(agent=agent).token)
+    assert client.post(f"/api/companies/{company.pk}/issues", {"title": "a"}).status_code == 201
+
+    assert board.post(f"/api/agents/{agent.pk}/pause").status_code == 200
+    refused = client.post(f"/api/companies/{company.pk}/issues", {"title": "b"})
+
+    assert refused.status_code == 403, refused.json()
 
 
 def test_agent_key_authenticates_as_its_agent(agent, agent_client):
