@@ -399,6 +399,7 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
             **self.admin_site.each_context(request),
             "title": f"{issue.identifier} · {revision.document.key} r{revision.number}",
             "opts": self.opts,
+            "original": issue,  # the header's trail: Home > Issues > the issue
             "issue": issue,
             "issue_url": reverse("admin:issues_issue_change", args=[quote(issue.pk)]),
             "revision": revision,

@@ -323,3 +323,24 @@ def test_the_page_makes_the_same_queries_whatever_the_thread(
 
     assert response.status_code == 200
     assert thread_html(response).count('class="pc-entry ') == entries
+
+
+def header_trail(response) -> str:
+    """The page header's trail (its h1), as read: `Home > Issues > ACM-1 The title`."""
+    page = response.content.decode()
+    h1 = re.search(r"<h1\b.*?</h1>", page, flags=re.S).group(0)
+    h1 = h1.replace("chevron_right", ">")
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", h1))).strip()
+
+
+def test_the_issue_page_and_a_diff_say_home_issues_then_the_issue(staff, company, admin_user):
+    issue = factories.IssueFactory(company=company, title="Ship the plan")
+    write_plan(issue, admin_user, ["one", "two"])
+    second = DocumentRevision.objects.get(number=2)
+
+    expected = f"Home > Issues > {issue.identifier} Ship the plan"
+    assert header_trail(staff.get(page_url(issue))) == expected
+    assert header_trail(staff.get(diff_url(issue, second))) == expected
+    assert header_trail(staff.get(reverse("admin:issues_issue_changelist"))).startswith(
+        "Home > Issues"
+    )
