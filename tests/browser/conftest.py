@@ -343,6 +343,17 @@ def build_world(admin_user) -> dict:
         endpoint=endpoint, status=WebhookDelivery.Status.FAILED, response_status=500
     )
 
+    goal = factories.GoalFactory(company=company, title="Relaunch the website by March")
+    project.goals.add(goal)
+    team = factories.TeamFactory(company=company, name="Platform")
+    plan = factories.DocumentFactory(
+        issue=issues[0], key="plan", title="Fix plan", revisions=2, revisions__author_agent=builder
+    )
+    factories.AgentApiKeyFactory(agent=builder, name="laptop")
+    factories.BoardTokenFactory(user=admin_user, name="cli")
+    wake = factories.WakeupRequestFactory(run=live, reason="issue_assigned")
+    factories.WakeDeliveryFactory(run=live, url="https://agents.example.com/builder/wake")
+
     other = factories.CompanyFactory(name="Globex", issue_prefix="GLO")
     factories.IssueFactory(company=other, assignee_agent=factories.AgentFactory(company=other))
 
@@ -353,4 +364,13 @@ def build_world(admin_user) -> dict:
         "run": live,
         "approval": Approval.objects.filter(company=company).earliest("created_at"),
         "endpoint": endpoint,
+        "delivery": endpoint.deliveries.earliest("created_at"),
+        "project": project,
+        "goal": goal,
+        "label": bug,
+        "team": team,
+        "document": plan,
+        "comment": issues[0].comments.earliest("created_at"),
+        "wake": wake,
+        "user": admin_user,
     }

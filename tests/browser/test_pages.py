@@ -1,23 +1,37 @@
 """Every board page loads in Chromium without a console error or a failed request, with a few
-rows of data, and is kept as a screenshot at 1280 and 390 px (var/screenshots/)."""
+rows of data, and is kept as a screenshot at 1280 and 390 px (var/screenshots/): every
+changelist, every object page, the kanban, the org chart and a document's revision diff."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.urls import reverse
 
 pytestmark = pytest.mark.browser
 
 LISTS = {
     "issues": "admin:issues_issue_changelist",
-    "approvals": "admin:issues_approval_changelist",
+    "approvals": "admin:issues_approval_changelist",  # the queue: awaiting a decision
     "agents": "admin:agents_agent_changelist",
-    "runs": "admin:agents_heartbeatrun_changelist",
+    "runs": "admin:agents_heartbeatrun_changelist",  # the run monitor: live runs
     "activity": "admin:companies_activityevent_changelist",
     "webhook-endpoints": "admin:agents_webhookendpoint_changelist",
+    "webhook-deliveries": "admin:agents_webhookdelivery_changelist",
     "companies": "admin:companies_company_changelist",
+    "users": "admin:companies_user_changelist",
+    "board-tokens": "admin:companies_boardtoken_changelist",
+    "agent-api-keys": "admin:agents_agentapikey_changelist",
+    "wakeup-requests": "admin:agents_wakeuprequest_changelist",
+    "wake-deliveries": "admin:agents_wakedelivery_changelist",
+    "teams": "admin:agents_team_changelist",
+    "projects": "admin:issues_project_changelist",
+    "goals": "admin:issues_goal_changelist",
+    "labels": "admin:issues_label_changelist",
+    "documents": "admin:issues_document_changelist",
+    "comments": "admin:issues_comment_changelist",
 }
 PAGES = {
     "issue": ("admin:issues_issue_change", "issue"),
@@ -25,6 +39,16 @@ PAGES = {
     "agent": ("admin:agents_agent_change", "agent"),
     "run": ("admin:agents_heartbeatrun_change", "run"),
     "webhook-endpoint": ("admin:agents_webhookendpoint_change", "endpoint"),
+    "webhook-delivery": ("admin:agents_webhookdelivery_change", "delivery"),
+    "company": ("admin:companies_company_change", "company"),
+    "user": ("admin:companies_user_change", "user"),
+    "wakeup-request": ("admin:agents_wakeuprequest_change", "wake"),
+    "team": ("admin:agents_team_change", "team"),
+    "project": ("admin:issues_project_change", "project"),
+    "goal": ("admin:issues_goal_change", "goal"),
+    "label": ("admin:issues_label_change", "label"),
+    "document": ("admin:issues_document_change", "document"),
+    "comment": ("admin:issues_comment_change", "comment"),
 }
 
 
@@ -60,11 +84,44 @@ def test_a_list_loads_with_its_rows(board_page, world, shot, name):
 def test_an_objects_page_loads(board_page, world, shot, name):
     url_name, key = PAGES[name]
 
-    response = board_page.goto(reverse(url_name, args=[world[key].pk]))
+    response = board_page.goto(reverse(url_name, args=[quote(world[key].pk)]))
 
     assert response.status == 200
     assert board_page.locator("form").count() >= 1
     shot(board_page, name)
+
+
+def test_the_kanban_loads_with_its_cards(board_page, world, shot):
+    response = board_page.goto(
+        f"{reverse('admin:issues_issue_kanban')}?company={world['company'].pk}"
+    )
+
+    assert response.status == 200
+    assert board_page.locator("article.pc-card").count() >= 4
+    shot(board_page, "kanban")
+
+
+def test_the_org_chart_loads_with_its_chain_of_command(board_page, world, shot):
+    response = board_page.goto(reverse("admin:agents_agent_tree"))
+
+    assert response.status == 200
+    assert board_page.get_by_role("link", name="Builder").count() >= 1
+    shot(board_page, "org-chart")
+
+
+def test_a_documents_revision_diff_loads(board_page, world, shot):
+    document = world["document"]
+
+    response = board_page.goto(
+        reverse(
+            "admin:issues_issue_revision_diff",
+            args=[quote(document.issue_id), quote(document.latest_revision_id)],
+        )
+    )
+
+    assert response.status == 200
+    assert board_page.get_by_text("v2").count() >= 1
+    shot(board_page, "revision-diff")
 
 
 def test_a_console_error_or_a_failing_request_is_reported(board_page, page_watch):

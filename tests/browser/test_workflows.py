@@ -280,3 +280,30 @@ def test_the_keyboard_moves_through_the_list_and_lists_its_shortcuts(board_page,
 
     expect(page).to_have_url(re.compile(re.escape(second_url) + "$"))
     expect(page.locator("#id_title")).to_be_visible()
+
+
+def test_comment_in_markdown_from_the_thread_and_see_it_rendered_safely(
+    board_page, world, admin_user, shot
+):
+    """2 clicks: the comment box under ACM-1's timeline (then typing), then "Comment". The
+    markdown is rendered (bold is bold); the `<script>` in it is shown as text, never run."""
+    page = board_page
+    page.goto(reverse("admin:issues_issue_change", args=[quote(world["issue"].pk)]))
+    body = "Fixed on **staging**, <script>window.pwned = 1</script> checked twice."
+
+    page.get_by_label("Add a comment").click()
+    page.keyboard.type(body)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Comment", exact=True).click()
+
+    expect(page.get_by_text("Comment added.")).to_be_visible()
+    newest = page.locator(".pc-timeline li.pc-comment").last
+    expect(newest.locator(".pc-md strong")).to_have_text("staging")
+    expect(newest.locator(".pc-md")).to_contain_text("<script>window.pwned = 1</script>")
+    assert newest.locator("script").count() == 0
+    assert page.evaluate("window.pwned") is None
+    comment = issue("ACM-1").comments.latest("created_at")
+    assert comment.body == body
+    assert comment.author_user == admin_user
+    assert logged_by(admin_user, "issue.comment_added", entity_id=comment.pk)
+    shot(page, "workflow-comment-in-the-thread")
