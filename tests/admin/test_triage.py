@@ -271,3 +271,14 @@ def test_the_project_picker_says_by_project_until_one_is_picked(root, company):
     assert selected_project_option(root.get(ISSUES).content.decode()) == "By project…"
     picked = root.get(ISSUES, {"project__id__exact": site.pk}).content.decode()
     assert selected_project_option(picked) == "Website"
+
+
+def test_a_bulk_actions_page_is_headed_by_what_it_does_and_to_how_many(root, company):
+    picked = [issue(company), issue(company)]
+
+    form = root.post(
+        ISSUES,
+        {"action": "bulk_set_priority", helpers.ACTION_CHECKBOX_NAME: [i.pk for i in picked]},
+    )
+
+    assert re.search(r"<h2[^>]*>\s*Set the priority: 2 issue\(s\)\s*</h2>", form.content.decode())
