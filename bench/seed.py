@@ -13,8 +13,9 @@ The shape, for 100,000 issues (deterministic for a given seed):
 - Statuses: done 30 %, cancelled 4 %, in_review 3 %, in_progress 0.6 %, blocked 0.5 %,
   todo 35 %, backlog 26.9 %. Finished, in-review, in-progress and blocked issues have an agent
   assignee; in-progress ones hold a (stale) lock of one of that agent's finished runs; 2 % of
-  todo issues are assigned. So an agent's inbox (todo, in_progress, blocked) has ~60 rows,
-  and the unassigned todo/backlog issues are what the benchmark checks out.
+  todo issues are assigned. Each benchmark agent's inbox (todo, in_progress, blocked assigned to
+  it) has INBOX_ROWS = 56 rows at every size (the first company's other open work goes to its
+  CEO and CTO), and the unassigned todo/backlog issues are what the benchmark checks out.
 - One `issue.created` activity row per issue, so the activity table and its indexes have the
   size a real installation would have.
 """
@@ -60,6 +61,9 @@ PRIORITY_WEIGHTS = {
     Priority.LOW: 25,
 }
 TODO_ASSIGNED_SHARE = 0.02
+# An agent's inbox: what the inbox list asks for (todo, in_progress, blocked assigned to it).
+INBOX_STATUSES = (Status.TODO, Status.IN_PROGRESS, Status.BLOCKED)
+INBOX_ROWS = 56  # per benchmark agent, at every size (issue 15's "~56 rows")
 WORDS = (
     "refactor",
     "billing",
@@ -166,6 +170,8 @@ def seed(*, issues: int = 100_000, bench_agents: int = 10, rng_seed: int = 42, l
     started = time.perf_counter()
     pick_status = _weighted(rng, STATUS_WEIGHTS)
     pick_priority = _weighted(rng, PRIORITY_WEIGHTS)
+    pick_inbox_status = _weighted(rng, {s: STATUS_WEIGHTS[s] for s in INBOX_STATUSES})
+    bench_ids: list[str] = []  # filled with the benchmark agents' ids below
 
     companies, agents, keys, runs, projects, goals = [], [], [], [], [], []
     staff_of: dict[str, list[str]] = {}  # company id -> agent ids, CEO first
@@ -225,6 +231,7 @@ def seed(*, issues: int = 100_000, bench_agents: int = 10, rng_seed: int = 42, l
             )
             if agent["name"].startswith("Bench Agent"):
                 out.agents.append(BenchAgent(agent["id"], agent["name"], cid, token))
+                bench_ids.append(agent["id"])
             agent_runs = []
             for r in range(RUNS_PER_AGENT):
                 at = now - timedelta(days=RUNS_PER_AGENT - r, minutes=rng.randint(0, 600))
@@ -274,15 +281,30 @@ def seed(*, issues: int = 100_000, bench_agents: int = 10, rng_seed: int = 42, l
             staff = staff_of[cid]
             company_projects = [p["id"] for p in projects if p["company_id"] == cid]
             company_goals = [g["id"] for g in goals if g["company_id"] == cid]
+            # The benchmark agents' inboxes hold INBOX_ROWS issues each at every size, so the
+            # inbox reads return the same rows at 10k and 100k: what grows is the table.
+            inbox_of: dict[int, str] = {}
+            others = [a for a in staff if a not in bench_ids]
+            if cid == companies[0]["id"] and bench_ids:
+                k = min(INBOX_ROWS * len(bench_ids), size // 3)
+                numbers = rng.sample(range(1, size + 1), k)
+                inbox_of = {n: bench_ids[i % len(bench_ids)] for i, n in enumerate(numbers)}
             for number in range(1, size + 1):
                 created = now - timedelta(seconds=rng.randint(3600, 180 * 86400))
                 updated = min(created + timedelta(seconds=rng.randint(0, 30 * 86400)), now)
-                status = pick_status()
-                assignee = None
-                if status not in (Status.TODO, Status.BACKLOG) or (
-                    status == Status.TODO and rng.random() < TODO_ASSIGNED_SHARE
-                ):
-                    assignee = rng.choice(staff)
+                assignee = inbox_of.get(number)
+                if assignee is not None:
+                    status = pick_inbox_status()
+                else:
+                    status = pick_status()
+                    if status in INBOX_STATUSES and inbox_of:
+                        # The benchmark company's other open work goes to its other staff.
+                        if status != Status.TODO or rng.random() < TODO_ASSIGNED_SHARE:
+                            assignee = rng.choice(others)
+                    elif status not in (Status.TODO, Status.BACKLOG) or (
+                        status == Status.TODO and rng.random() < TODO_ASSIGNED_SHARE
+                    ):
+                        assignee = rng.choice(staff)
                 words = " ".join(rng.choices(WORDS, k=5))
                 iid, identifier = _id("iss", created), f"{prefix}-{number}"
                 title = f"{words.capitalize()} ({number})"
