@@ -28,15 +28,21 @@ class Client:
     def __init__(self, host: str, port: int, token: str | None = None, timeout: float = 30.0):
         self.host, self.port, self.token, self.timeout = host, port, token, timeout
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.last_headers: http.client.HTTPMessage | None = None  # of the last response
 
     def reset(self) -> None:
         self.conn.close()
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def call(
-        self, method: str, path: str, body: Any = None, run_id: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        run_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, float]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         if run_id:
@@ -50,6 +56,7 @@ class Client:
             self.conn.request(method, path, body=data, headers=headers)
             response = self.conn.getresponse()
             payload = response.read()
+            self.last_headers = response.headers
         except (OSError, http.client.HTTPException):
             self.reset()
             raise
@@ -83,7 +90,7 @@ def _proc_cpu(pid: int | str) -> float:
 
 
 class CpuProbe:
-    """Where the CPU goes: the gunicorn tree, the database's backends, and this process.
+    """Where the CPU goes: the app server's tree, the database's backends, and this process.
 
     Backends are found by their process title (`postgres: ... <role> <database> ...`), so
     this needs to run on the database's machine as a user that may read /proc (root here).
@@ -92,22 +99,10 @@ class CpuProbe:
     def __init__(self, server_pid: int | None, database: str):
         self.server_pid, self.database = server_pid, database
 
-    def _children(self, pid: int) -> list[int]:
-        out = []
-        try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as f:
-                    out.extend(int(c) for c in f.read().split())
-        except OSError:
-            pass
-        return out
-
     def sample(self) -> dict[str, float]:
         app = 0.0
         if self.server_pid:
-            app = _proc_cpu(self.server_pid) + sum(
-                _proc_cpu(c) for c in self._children(self.server_pid)
-            )
+            app = _proc_cpu(self.server_pid) + sum(_proc_cpu(c) for c in children(self.server_pid))
         db = 0.0
         needle = f" {self.database} ".encode()
         for pid in os.listdir("/proc"):
@@ -232,3 +227,37 @@ def run_phase(
     return PhaseResult(
         samples=samples, window_s=window, machine_busy=busy, cpu_wall_s=wall, cpu_s=cpu_s
     )
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (every thread's), from /proc."""
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+    except OSError:
+        pass
+    return out
+
+
+def worker_rss(server_pid: int) -> dict[int, int]:
+    """Resident memory (VmRSS, KiB) of each app worker: the server master's children.
+
+    Helpers a master may start beside its workers (multiprocessing's resource tracker) are
+    left out: they serve no request.
+    """
+    out: dict[int, int] = {}
+    for pid in children(server_pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"resource_tracker" in f.read():
+                    continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        out[pid] = int(line.split()[1])
+                        break
+        except (OSError, ValueError):
+            continue
+    return out
