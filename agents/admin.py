@@ -48,6 +48,7 @@ from companies.admin import (
 )
 from companies.authentication import board_actor
 from companies.models import Company
+from paperclip.board import moment_html
 from paperclip.errors import ValidationFailed
 
 
@@ -171,13 +172,12 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     list_display = (
         "name",
         "role",
-        "state",
-        "pause_reason",
+        "state",  # and why it is paused: one column fewer, so the list fits at 1280 px
         "live_runs",
         "open_issues",
         "spend",
         "reports_to",
-        "last_heartbeat_at",
+        "last_heartbeat",
     )
     list_filter = ("status", "role", "company")
     search_fields = ("name", "title")
@@ -343,8 +343,14 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         )
 
     @display(description="Status", ordering="status", label=AGENT_STATUS_COLOURS)
-    def state(self, agent: Agent) -> str:
-        return agent.status
+    def state(self, agent: Agent) -> tuple[str, str]:
+        if agent.pause_reason:
+            return agent.status, f"{agent.status} · {agent.pause_reason}"
+        return agent.status, agent.status
+
+    @admin.display(description="Last heartbeat", ordering="last_heartbeat_at")
+    def last_heartbeat(self, agent: Agent) -> str:
+        return moment_html(agent.last_heartbeat_at) if agent.last_heartbeat_at else "—"
 
     @admin.display(description="Live runs", ordering="live_run_count")
     def live_runs(self, agent: Agent):

@@ -147,6 +147,23 @@ def test_the_agent_list_shows_role_labels(staff, company):
     assert ">Qa<" not in html  # (a bare "Qa" may turn up in a random CSRF token)
 
 
+def test_the_agent_list_fits_at_1280_px_with_the_pause_reason_in_the_status(staff, company):
+    factories.AgentFactory(
+        company=company,
+        status=Agent.Status.PAUSED,
+        pause_reason="budget",
+        last_heartbeat_at=timezone.now() - timedelta(minutes=7),
+    )
+
+    response = staff.get(reverse("admin:agents_agent_changelist"))
+    html = response.content.decode()
+
+    assert len(response.context["cl"].list_display) == 9  # the tick box and eight columns
+    assert "Pause reason" not in html
+    assert re.search(r">\s*paused · budget\s*<", html)
+    assert re.search(r">7\s+minutes ago<", html)  # the last heartbeat (its time on hover)
+
+
 def test_env_values_are_never_on_the_agent_page(staff, process_agent):
     html = page(staff, agent_url(process_agent))
 
