@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import prefetch_related_objects
+from django.utils.functional import SimpleLazyObject
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import action
@@ -35,7 +36,7 @@ from paperclip.api.serializers import (
     LabelChoiceField,
     NeutralField,
 )
-from paperclip.api.viewsets import ScopedViewSet
+from paperclip.api.viewsets import ScopedViewSet, found
 from paperclip.ids import parse_id
 
 
@@ -383,6 +384,8 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
             return Issue.objects.select_related("project", "goal").prefetch_related(
                 *LIST_PREFETCHES
             )
+        if self.action == "checkout":
+            return Issue.objects.all()
         # Writes: the service re-reads and locks what it needs; `project` for its paused check.
         return Issue.objects.select_related("company", "project")
 
@@ -454,14 +457,17 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
     @action(detail=True, methods=["post"])
     def checkout(self, request, pk: str):
         """Claim the issue for a run: exactly one of N racing runs wins; the rest get 409."""
-        issue = self.get_object()
+        # Not read here: the service reads the row once, locked. The company only when the body
+        # names an agent (the board's checkout), to find that agent in it.
+        issues = self.get_queryset().by_ref(pk)
+        company = SimpleLazyObject(lambda: found(issues.select_related("company")).company)
         serializer = CheckoutSerializer(
-            data=request.data, context={"company": issue.company, "actor": self.actor}
+            data=request.data, context={"company": company, "actor": self.actor}
         )
         serializer.is_valid(raise_exception=True)
         issue = services.issue_checkout(
             actor=self.actor,
-            issue=issue,
+            issues=issues,
             agent=serializer.validated_data["agent"],
             expected_statuses=serializer.validated_data["expected_statuses"],
         )

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, OuterRef, Q, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, JSONObject
+from django.db.models.query import ModelIterable
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -16,6 +17,7 @@ from agents.models import Agent, HeartbeatRun, Team
 from companies.models import Company
 from issues.models.records import Goal, Label, Project
 from paperclip.ids import PrefixedIdField, parse_id
+from paperclip.returning import JSONGroupArray, update_returning
 from paperclip.tenancy import CompanyScopedQuerySet
 from paperclip.timestamps import OneClockTimestamps
 
@@ -68,13 +70,15 @@ class IssueQuerySet(CompanyScopedQuerySet):
         run_id: str | None,
         expected: list[str],
         count_claim: bool = False,
-    ) -> int:
+    ) -> Issue | None:
         """Implements `Issue.check_out` as ONE conditional UPDATE (compare-and-set).
 
         It changes the row only when the issue is in an expected status, unlocked, and
         unassigned or assigned to this agent, or when it is already this agent's unlocked
-        in-progress issue (adoption). Of N racing runs exactly one sees 1 row changed.
-        `count_claim` (a `/v1` claim) also bumps the claim counter: the run's fencing token.
+        in-progress issue (adoption). Of N racing runs exactly one gets the issue back (read
+        `with_relations`, in the same statement); the others get None. `count_claim` (a `/v1`
+        claim) also bumps the claim counter: the run's fencing token. The queryset is the
+        caller's scope (`visible_to`): an issue outside it is never changed.
         """
         now = timezone.now()
         counter = {"claim_count": F("claim_count") + 1} if count_claim else {}
@@ -82,42 +86,48 @@ class IssueQuerySet(CompanyScopedQuerySet):
             Q(status__in=expected, assignee_user__isnull=True)
             & (Q(assignee_agent__isnull=True) | Q(assignee_agent_id=agent_id))
         ) | Q(status=Status.IN_PROGRESS, assignee_agent_id=agent_id)
-        return (
+        changed = update_returning(
             # Single-table conditions only: a join would turn this into UPDATE ... WHERE id IN
             # (SELECT ...), which PostgreSQL does not re-check against the winner's row.
-            self.filter(claimable, pk=issue_id, checkout_run__isnull=True).update(
-                status=Status.IN_PROGRESS,
-                status_reason="",
-                assignee_agent_id=agent_id,
-                checkout_run_id=run_id,
-                execution_locked_at=now,
-                started_at=Case(
-                    When(status=Status.IN_PROGRESS, then=F("started_at")), default=Value(now)
-                ),
-                updated_at=now,
-                version=F("version") + 1,
-                **counter,
-            )
+            self.filter(claimable, pk=issue_id, checkout_run__isnull=True),
+            read=Issue.objects.with_relations(),
+            status=Status.IN_PROGRESS,
+            status_reason="",
+            assignee_agent_id=agent_id,
+            checkout_run_id=run_id,
+            execution_locked_at=now,
+            started_at=Case(
+                When(status=Status.IN_PROGRESS, then=F("started_at")), default=Value(now)
+            ),
+            updated_at=now,
+            version=F("version") + 1,
+            **counter,
         )
+        return _adopted(changed)
 
-    def adopt_lock(self, *, issue_id: str, agent_id: str, stale_run_id: str, run_id: str) -> int:
+    def adopt_lock(
+        self, *, issue_id: str, agent_id: str, stale_run_id: str, run_id: str
+    ) -> Issue | None:
         """Implements `Issue.check_out` for a stale lock: the same agent's new run takes over.
 
         Conditional on the lock still naming the stale run, so two new runs of one agent
-        cannot both adopt it.
+        cannot both adopt it. Answers the issue (read `with_relations`) to the one that did.
         """
         now = timezone.now()
-        return self.filter(
-            pk=issue_id,
-            status=Status.IN_PROGRESS,
-            assignee_agent_id=agent_id,
-            checkout_run_id=stale_run_id,
-        ).update(
+        changed = update_returning(
+            self.filter(
+                pk=issue_id,
+                status=Status.IN_PROGRESS,
+                assignee_agent_id=agent_id,
+                checkout_run_id=stale_run_id,
+            ),
+            read=Issue.objects.with_relations(),
             checkout_run_id=run_id,
             execution_locked_at=now,
             updated_at=now,
             version=F("version") + 1,
         )
+        return _adopted(changed)
 
     def stale_locks(self):
         """In-progress issues locked by a run that is no longer live (finished or expired)."""
@@ -142,6 +152,29 @@ class IssueQuerySet(CompanyScopedQuerySet):
         spent = Coalesce(Subquery(costs), Value(Decimal(0)), output_field=models.DecimalField())
         return self.annotate(spent_usd=spent * Value(Decimal("0.01")))
 
+    def with_relations(self):
+        """Issues with what their serializers and the task object read beyond the row, in the
+        row itself: labels and dependencies (a JSON array each, from a correlated subquery),
+        what the task spent, and whether its project is paused. A page of issues is then one
+        statement, whatever its size, and no instance needs a query of its own."""
+        labels = Issue.labels.through.objects.filter(issue_id=OuterRef("pk"))
+        dependencies = Issue.dependencies.through.objects.filter(from_issue_id=OuterRef("pk"))
+        clone = self.with_spent().with_project_state().annotate(
+            label_rows=_json_rows(labels, "issue_id", id="label_id", name="label__name",
+                                  color="label__color"),
+            dependency_rows=_json_rows(dependencies, "from_issue_id", id="to_issue_id",
+                                       identifier="to_issue__identifier",
+                                       status="to_issue__status"),
+        )  # fmt: skip
+        clone._iterable_class = _WithRelations
+        return clone
+
+    def with_project_state(self):
+        """Issues with whether their project is paused (`Issue.project_is_paused`), read in a
+        subquery rather than a join (a row locked for update is re-read alone)."""
+        paused = Project.objects.filter(pk=OuterRef("project_id"), paused_at__isnull=False)
+        return self.annotate(project_is_paused=Exists(paused))
+
     def with_list_relations(self):
         """Everything the issue serializer reads, in a fixed number of queries.
 
@@ -149,6 +182,32 @@ class IssueQuerySet(CompanyScopedQuerySet):
         query each for the whole page.
         """
         return self.prefetch_related(*LIST_PREFETCHES)
+
+
+def _json_rows(rows, group_by: str, **fields) -> Subquery:
+    """The `rows` of one issue as a JSON array of objects with `fields` (None when none)."""
+    return Subquery(
+        rows.order_by()
+        .values(group_by)
+        .annotate(rows=JSONGroupArray(JSONObject(**fields)))
+        .values("rows")
+    )
+
+
+class _WithRelations(ModelIterable):
+    """Issues read `with_relations`: their JSON neighbours become their prefetched labels and
+    dependencies, as `LIST_PREFETCHES` would have fetched them."""
+
+    def __iter__(self):
+        for issue in super().__iter__():
+            issue.adopt_relations()
+            yield issue
+
+
+def _adopted(issues: list[Issue]) -> Issue | None:
+    for issue in issues:
+        issue.adopt_relations()
+    return issues[0] if issues else None
 
 
 def _has_assignee(issue: Issue) -> bool:
@@ -295,6 +354,30 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
         was read through it, else one query."""
         return Issue.objects.with_spent().values_list("spent_usd", flat=True).get(pk=self.pk)
 
+    @cached_property
+    def project_is_paused(self) -> bool:
+        """Whether its project is paused (`IssueQuerySet.with_relations` reads it with the row)."""
+        return self.project_id is not None and self.project.is_paused
+
+    def adopt_relations(self) -> None:
+        """Make the labels and dependencies read `with_relations` this instance's prefetched
+        ones (`issue.labels.all()` then needs no query), in `LIST_PREFETCHES`'s order."""
+        labels = [
+            Label(company_id=self.company_id, **row)
+            for row in sorted(self.__dict__.pop("label_rows") or (), key=lambda r: r["name"])
+        ]
+        dependencies = [
+            Issue.from_db(
+                None, ["id", "identifier", "status"], (r["id"], r["identifier"], r["status"])
+            )
+            for r in sorted(self.__dict__.pop("dependency_rows") or (), key=lambda r: r["id"])
+        ]
+        cache = self.__dict__.setdefault("_prefetched_objects_cache", {})
+        for name, model, rows in (("labels", Label, labels), ("dependencies", Issue, dependencies)):
+            queryset = models.QuerySet(model)
+            queryset._result_cache, queryset._prefetch_done = rows, True
+            cache[name] = queryset
+
     @property
     def etag(self) -> str:
         return f'"{self.version}"'
@@ -423,7 +506,9 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
 LIST_PREFETCHES = (
     models.Prefetch("labels", queryset=Label.objects.order_by("name")),
     # `status` too: the FSM mixin reads it on every instance (deferred = a query each).
-    models.Prefetch("dependencies", queryset=Issue.objects.only("id", "identifier", "status")),
+    models.Prefetch(
+        "dependencies", queryset=Issue.objects.only("id", "identifier", "status").order_by("id")
+    ),
 )
 
 # PATCH {"status": X} → the transition that reaches X.

@@ -12,6 +12,7 @@ from agents.wakeups import Source, Wakes, ensure_wakeable
 from companies.services import apply_changes
 from issues.models import (
     Issue,
+    IssueQuerySet,
     Status,
     StatusReason,
 )
@@ -23,6 +24,7 @@ from paperclip.errors import (
     Conflict,
     InvalidTransition,
     NotAllowed,
+    NotFound,
 )
 
 
@@ -43,55 +45,62 @@ def _checkout_conflict(issue: Issue) -> Conflict:
 
 def refuse_paused_project(issue: Issue) -> None:
     """Nobody starts work on an issue of a paused project (409)."""
-    if issue.project_id and issue.project.is_paused:
+    if issue.project_is_paused:
         raise Conflict("Project is paused", code="project_paused", details={"issueId": issue.pk})
 
 
 # No savepoint: the request's transaction is the unit; checkout is the hottest write.
 @transaction.atomic(savepoint=False)
 def issue_checkout(
-    *, actor: Actor, issue: Issue, agent: Agent, expected_statuses: list[str]
+    *, actor: Actor, issues: IssueQuerySet, agent: Agent, expected_statuses: list[str]
 ) -> Issue:
-    """Claim an issue for `agent` (DESIGN §3), in this order of outcomes:
+    """Claim the issue `issues` names (the caller's scope, filtered to it; else 404) for
+    `agent` (DESIGN §3), in this order of outcomes: success (one conditional UPDATE) · the same
+    run again (idempotent) · the same agent's new run adopts a stale lock when
+    `expected_statuses` has in_progress · else 409.
 
-    success (one conditional UPDATE) · the same run again (idempotent) · the same agent's new
-    run adopts a stale lock when `expected_statuses` has in_progress · else 409.
+    The row is read locked first: the rules are checked on it as it is, and the activity row
+    says which status the issue left (an UPDATE's RETURNING answers only the new one). Racing
+    runs queue on that lock; the conditional UPDATE stays the authority on who wins.
     """
+    try:
+        # No joins (see lock_issue): the project's state comes in a subquery.
+        issue = issues.with_project_state().select_for_update().get()
+    except Issue.DoesNotExist:
+        raise NotFound() from None
     ensure_can_write(actor, issue.company_id)
     if actor.is_agent and actor.agent.pk != agent.pk:
         raise NotAllowed("Agents check out only as themselves")
     ensure_wakeable(agent)
     run = resolve_run(actor, required=True)
     refuse_paused_project(issue)
-    previous = issue.status
-    changed = Issue.objects.try_checkout(
+    taken = Issue.objects.try_checkout(
         issue_id=issue.pk,
         agent_id=agent.pk,
         run_id=run.pk if run else None,
         expected=expected_statuses,
     )
-    if changed:
-        issue = Issue.objects.get(pk=issue.pk)
+    if taken is not None:
+        taken.checkout_run = run  # the task object of its event names it without a query
         log(
             actor,
-            issue,
+            taken,
             CHECKED_OUT,
             {
                 "agentId": agent.pk,
-                "runId": issue.checkout_run_id,
-                "status": {"from": previous, "to": issue.status},
+                "runId": taken.checkout_run_id,
+                "status": {"from": issue.status, "to": taken.status},
             },
         )
         if not actor.is_agent:
             wakes = Wakes(actor)
             wakes.add(agent, Source.ASSIGNMENT, "issue_checked_out")
-            wakes.send(issue_id=issue.pk)
-        return issue
+            wakes.send(issue_id=taken.pk)
+        return taken
 
-    issue = lock_issue(issue)
-    holder = issue.checkout_run  # loaded after the lock: the winner's run, not a stale one
+    holder = issue.checkout_run
     if run is not None and holder is not None and holder.pk == run.pk:
-        return issue  # the same run again
+        return Issue.objects.with_relations().get(pk=issue.pk)  # the same run again
     if (
         run is not None
         and issue.status == Status.IN_PROGRESS
@@ -99,18 +108,18 @@ def issue_checkout(
         and holder is not None
         and not holder.is_live
         and Status.IN_PROGRESS in expected_statuses
-        and Issue.objects.adopt_lock(
+    ):
+        adopted = Issue.objects.adopt_lock(
             issue_id=issue.pk, agent_id=agent.pk, stale_run_id=holder.pk, run_id=run.pk
         )
-    ):
-        issue = Issue.objects.get(pk=issue.pk)
-        log(
-            actor,
-            issue,
-            LOCK_ADOPTED,
-            {"agentId": agent.pk, "runId": run.pk, "previousRunId": holder.pk},
-        )
-        return issue
+        if adopted is not None:
+            log(
+                actor,
+                adopted,
+                LOCK_ADOPTED,
+                {"agentId": agent.pk, "runId": run.pk, "previousRunId": holder.pk},
+            )
+            return adopted
     raise _checkout_conflict(issue)
 
 

@@ -128,7 +128,7 @@ def task_claim(*, actor: Actor, issue: Issue) -> HeartbeatRun:
 
     previous = issue.status
 
-    def claim() -> int:
+    def claim() -> Issue | None:
         return Issue.objects.try_checkout(
             issue_id=issue.pk,
             agent_id=agent.pk,
@@ -137,12 +137,15 @@ def task_claim(*, actor: Actor, issue: Issue) -> HeartbeatRun:
             count_claim=True,
         )
 
-    if not claim():
+    claimed = claim()
+    if claimed is None:
         locked = lock_issue(issue)
-        if not (_heal_expired_lease(locked) and claim()):
+        claimed = claim() if _heal_expired_lease(locked) else None
+        if claimed is None:
             raise _claim_refusal(agent, locked)
         previous = locked.status  # healed: back in todo before this claim
-    issue = Issue.objects.get(pk=issue.pk)
+    issue = claimed
+    issue.checkout_run = run  # the task object of its event names it without a query
     run.fencing_token = issue.claim_count
     run.save(update_fields=["fencing_token"])
     log(
