@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import factory
+from django.contrib.auth.models import Group
 from django.db.models import F
 from django.utils import timezone
 
@@ -92,6 +93,14 @@ class BoardTokenFactory(HashedTokenFactory):
         secret_prefix = "pcb_"
 
     user = factory.SubFactory(UserFactory)
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Group {n}")
 
 
 class TeamFactory(factory.django.DjangoModelFactory):
@@ -253,7 +262,7 @@ class WakeDeliveryFactory(factory.django.DjangoModelFactory):
         model = WakeDelivery
 
     run = factory.SubFactory(HeartbeatRunFactory)
-    attempt = factory.Sequence(lambda n: n + 1)
+    attempt = 1
     url = "https://agent.example.com/wake"
     status_code = 200
     succeeded = True

@@ -101,6 +101,7 @@ LISTS: dict[str, tuple[str, Callable]] = {
         lambda c, a: factories.AgentApiKeyFactory(agent=a),
     ),
     "agents": ("admin:agents_agent_changelist", managed_agent),
+    "groups": ("admin:auth_group_changelist", lambda c, a: factories.GroupFactory()),
     "wakeup requests": ("admin:agents_wakeuprequest_changelist", run),
     "wake deliveries": ("admin:agents_wakedelivery_changelist", run),
 }

@@ -165,6 +165,7 @@ PAGES: dict[str, Callable] = {
     "org chart": org_chart,
     "label": one_of(lambda c, a: factories.LabelFactory(company=c)),
     "team": one_of(lambda c, a: factories.TeamFactory(company=c)),
+    "group": one_of(lambda c, a: factories.GroupFactory()),
     "comment": one_of(
         lambda c, a: factories.CommentFactory(
             issue=factories.IssueFactory(company=c), author_agent=a, body="**bold** _it_"

@@ -351,6 +351,7 @@ def build_world(admin_user) -> dict:
     )
     factories.AgentApiKeyFactory(agent=builder, name="laptop")
     factories.BoardTokenFactory(user=admin_user, name="cli")
+    reviewers = factories.GroupFactory(name="Reviewers")
     wake = factories.WakeupRequestFactory(run=live, reason="issue_assigned")
     factories.WakeDeliveryFactory(run=live, url="https://agents.example.com/builder/wake")
 
@@ -373,4 +374,5 @@ def build_world(admin_user) -> dict:
         "comment": issues[0].comments.earliest("created_at"),
         "wake": wake,
         "user": admin_user,
+        "group": reviewers,
     }
