@@ -5,7 +5,8 @@ all, others their memberships); `board_dashboard` reads one of them for the page
 dashboard (`companies.dashboard.company_dashboard`) plus what a human acts on (the stale locks by
 name, agents paused by their budget), the last fourteen days and eight weeks of issues, this
 month's spend per agent, and the newest activity with names instead of ids. A fixed number of
-queries whatever the company's size; the page's links go to the admin's filtered lists.
+queries whatever the company's size; the page's links go to the admin's filtered lists, each
+only for a viewer who may open it.
 Like `companies.dashboard`, it reads every app's rows, so it imports them inside the functions.
 """
 
@@ -25,7 +26,7 @@ from django.utils import timezone
 from companies.admin import member_company_ids
 from companies.dashboard import company_dashboard, utilization_percent
 from companies.models import Company, User
-from paperclip.board import relative_time
+from paperclip.board import may_open, relative_time
 from paperclip.ids import parse_id
 
 DAYS = 14  # the daily charts' window, today included
@@ -53,15 +54,27 @@ def picked_company(companies: list[Company], ref: str | None) -> Company | None:
     return next((company for company in companies if company.pk == pk), None)
 
 
-def admin_list(model: str, **filters: Any) -> str:
-    """The admin changelist of `app_model`, filtered by its own `field__lookup=value` params."""
-    url = reverse(f"admin:{model}_changelist")
-    return f"{url}?{urlencode(filters)}" if filters else url
+class Links:
+    """The page's links for one viewer: an admin page's URL when the viewer may open it
+    (`paperclip.board.may_open`, the sidebar's rule), else None and the page shows plain text."""
+
+    def __init__(self, user: User):
+        self.user = user
+
+    def page(self, name: str, *args: Any) -> str | None:
+        return reverse(name, args=args) if may_open(self.user, name) else None
+
+    def list(self, model: str, **filters: Any) -> str | None:
+        """The changelist of `app_model`, filtered by its own `field__lookup=value` params."""
+        url = self.page(f"admin:{model}_changelist")
+        return f"{url}?{urlencode(filters)}" if url and filters else url
 
 
-def board_dashboard(company: Company) -> dict[str, Any]:
-    """Everything the dashboard page shows for `company` (the caller has checked the user may
-    see it): plain values, links and chart geometry, in a fixed number of queries."""
+def board_dashboard(company: Company, user: User) -> dict[str, Any]:
+    """Everything the dashboard page shows `user` for `company` (the caller has checked the
+    user may see it): plain values, links (to the pages the user may open) and chart geometry,
+    in a fixed number of queries."""
+    links = Links(user)
     from agents.models import Agent, HeartbeatRun, PauseReason
     from issues.models import Approval, Issue, Status
     from issues.models.issue import OPEN_STATUSES
@@ -71,7 +84,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
     issues = Issue.objects.for_company(cid).visible_on_board()
 
     def issue_list(status: str) -> str:
-        return admin_list("issues_issue", status__exact=status, company__exact=cid)
+        return links.list("issues_issue", status__exact=status, company__exact=cid)
 
     stale = list(
         Issue.objects.for_company(cid)
@@ -89,7 +102,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
             "Pending approvals",
             numbers["pending_approvals"],
             "approval",
-            admin_list(
+            links.list(
                 "issues_approval", status__exact=Approval.Status.PENDING, company__exact=cid
             ),
         ),
@@ -103,7 +116,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
             "lock_clock",
             None,  # no admin list filters them yet: each one is named and linked instead
             named=[
-                {"text": identifier, "url": reverse("admin:issues_issue_change", args=[pk])}
+                {"text": identifier, "url": links.page("admin:issues_issue_change", pk)}
                 for pk, identifier in stale
             ],
         ),
@@ -111,7 +124,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
             "Paused by budget",
             paused_by_budget,
             "money_off",
-            admin_list(
+            links.list(
                 "agents_agent",
                 status__exact=Agent.Status.PAUSED,
                 pause_reason__exact=PauseReason.BUDGET,
@@ -138,7 +151,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
             "status": status,
             "label": label.replace("_", " "),
             "count": numbers["agents"][status],
-            "url": admin_list("agents_agent", status__exact=status, company__exact=cid),
+            "url": links.list("agents_agent", status__exact=status, company__exact=cid),
         }
         for status, label in Agent.Status.choices
     ]
@@ -159,7 +172,7 @@ def board_dashboard(company: Company) -> dict[str, Any]:
         "live_runs": {
             "count": numbers["live_runs"],
             # Live as the page was drawn: live-by-status with a lease that had not expired.
-            "url": admin_list(
+            "url": links.list(
                 "agents_heartbeatrun",
                 status__in=",".join(HeartbeatRun.LIVE_STATUSES),
                 lease_expires_at__gt=timezone.now().replace(microsecond=0).isoformat(),
@@ -173,13 +186,13 @@ def board_dashboard(company: Company) -> dict[str, Any]:
             "bar": _bar(spend["utilization_percent"]),
             "tone": _tone(spend["utilization_percent"], bool(spend["month_budget_cents"])),
         },
-        "agent_spend": _agent_spend(cid),  # 1 query
+        "agent_spend": _agent_spend(cid, links),  # 1 query
         "open_chart": _open_chart(daily, open_now),
         "flow_chart": _flow_chart(daily),
         "throughput": _throughput(daily, today),
-        "recent_activity": _activity(numbers["recent_activity"], company),  # up to 3 queries
-        "agents_url": admin_list("agents_agent", company__exact=cid),
-        "activity_url": admin_list("companies_activityevent"),
+        "recent_activity": _activity(numbers["recent_activity"], company, links),  # up to 3 queries
+        "agents_url": links.list("agents_agent", company__exact=cid),
+        "activity_url": links.list("companies_activityevent"),
     }
 
 
@@ -204,7 +217,7 @@ def _tone(percent: float, has_budget: bool) -> str:
     return "soft" if percent >= SOFT_LIMIT else "ok"
 
 
-def _agent_spend(company_id: str) -> list[dict[str, Any]]:
+def _agent_spend(company_id: str, links: Links) -> list[dict[str, Any]]:
     """This month's biggest spenders (then those with a budget), spend against budget."""
     from agents.models import Agent, whole_cents
 
@@ -223,7 +236,7 @@ def _agent_spend(company_id: str) -> list[dict[str, Any]]:
             {
                 "name": agent["name"],
                 "status": agent["status"],
-                "url": reverse("admin:agents_agent_change", args=[agent["pk"]]),
+                "url": links.page("admin:agents_agent_change", agent["pk"]),
                 "spent_cents": whole_cents(spent),
                 "budget_cents": budget,
                 "spent": dollars(spent),
@@ -391,7 +404,7 @@ def _throughput(days: list[Day], today: date) -> dict[str, Any]:
     }
 
 
-def _activity(rows, company: Company) -> list[dict[str, Any]]:
+def _activity(rows, company: Company, links: Links) -> list[dict[str, Any]]:
     """The activity rows with names for ids: the actor, the issue (its identifier) and an agent
     the row is about, in one query per kind of name (agents, users, issues) whatever the rows."""
     from agents.models import Agent
@@ -423,10 +436,10 @@ def _activity(rows, company: Company) -> list[dict[str, Any]]:
         identifier, title = issues.get(row.issue_id, (None, None))
         subject, subject_url = identifier, None
         if identifier:
-            subject_url = reverse("admin:issues_issue_change", args=[row.issue_id])
+            subject_url = links.page("admin:issues_issue_change", row.issue_id)
         elif row.entity_type == "agent" and row.entity_id in agents:
             subject = agents[row.entity_id]
-            subject_url = reverse("admin:agents_agent_change", args=[row.entity_id])
+            subject_url = links.page("admin:agents_agent_change", row.entity_id)
         elif row.entity_type == "company":
             subject = company.name
         activity.append(

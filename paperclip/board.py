@@ -35,25 +35,26 @@ def superuser_only(request) -> bool:
     return request.user.is_superuser
 
 
-def viewer_of(app_label: str, model_name: str):
-    """Shown to whoever may view (or change) the model's rows, as the admin would let them."""
-
-    def permission(request) -> bool:
-        user = request.user
-        return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(
-            f"{app_label}.change_{model_name}"
-        )
-
-    return permission
+def may_open(user, url: str) -> bool:
+    """Whether `user` may open the admin page named `url`. A model's page
+    (`admin:<app>_<model>_<page>`: its changelist, change page, the kanban, the org chart)
+    needs the permission to view (or change) the model's rows, as the admin would ask; other
+    pages (the index) are the admin's own to refuse. (Model names have no underscore; app
+    labels here have none either.) The sidebar's entries and the dashboard's links ask this."""
+    parts = url.removeprefix("admin:").split("_")
+    if len(parts) != 3:
+        return True
+    app_label, model_name = parts[:2]
+    return user.has_perm(f"{app_label}.view_{model_name}") or user.has_perm(
+        f"{app_label}.change_{model_name}"
+    )
 
 
 def link(title: str, icon: str, url: str, **extra: Any) -> dict[str, Any]:
     """A sidebar entry for a model's admin page (`admin:<app>_<model>_<page>`: its changelist,
-    the kanban, the org chart), shown to those who may view the model unless `permission` says
-    otherwise. (Model names have no underscore; app labels here have none either.)"""
-    parts = url.removeprefix("admin:").split("_")
-    if len(parts) == 3 and "permission" not in extra:
-        extra["permission"] = viewer_of(*parts[:2])
+    the kanban, the org chart), shown to those who may view the model (`may_open`) unless
+    `permission` says otherwise."""
+    extra.setdefault("permission", lambda request: may_open(request.user, url))
     path = reverse_lazy(url)
     extra.setdefault("active", lambda request: current_entry(request) == str(path))
     return {"title": title, "icon": icon, "link": path, **extra}
@@ -147,6 +148,6 @@ def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
     context.update(
         title="Dashboard",
         companies=companies,
-        dashboard=board_dashboard(company) if company else None,
+        dashboard=board_dashboard(company, request.user) if company else None,
     )
     return context

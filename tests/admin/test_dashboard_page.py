@@ -257,6 +257,40 @@ def test_a_user_with_no_company_gets_an_empty_state(client, company):
     assert "You are not on a company" in response.content.decode()
 
 
+def test_a_link_shows_only_to_a_viewer_who_may_open_its_page(client, busy, company, agent):
+    """Counts for everyone; a link only where the viewer may view the list or the object."""
+    ActivityEvent.objects.create(
+        company=company,
+        actor_type="agent",
+        actor_id=agent.pk,
+        action="agent.updated",
+        entity_type="agent",
+        entity_id=agent.pk,
+    )
+    user = member_of(company)
+    user.user_permissions.remove(
+        *Permission.objects.filter(codename__in=["view_approval", "view_agent"])
+    )
+    client.force_login(user)
+
+    response = client.get(HOME)
+    html = response.content.decode()
+
+    assert tiles(response)["Pending approvals"]["count"] == 1
+    assert tiles(response)["Pending approvals"]["url"] is None
+    assert tiles(response)["Paused by budget"]["url"] is None
+    assert reverse("admin:issues_approval_changelist") not in html
+    assert reverse("admin:agents_agent_changelist") not in html
+    assert reverse("admin:agents_agent_change", args=[agent.pk]) not in html
+    assert "All agents" not in html
+    assert re.search(r'<span class="pc-name">\s*Spender\s*</span>', html)  # named, not linked
+    # What the user may view stays linked: the issue lists and the stale lock's issue.
+    assert tiles(response)["Blocked issues"]["url"].startswith(
+        reverse("admin:issues_issue_changelist")
+    )
+    assert reverse("admin:issues_issue_change", args=[busy.pk]) in html
+
+
 def world_of(company, agent, user, n: int) -> None:
     """`n` issues in every lifecycle corner, `n` agents with spend, `n` activity rows by agents
     and by a user about issues and agents."""
