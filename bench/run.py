@@ -319,7 +319,7 @@ def capture_checkout_update():
     # Django's choices are enums; plain psycopg would send an enum's name, not its value.
     template = [v.value if isinstance(v, enum.Enum) else v for v in captured["params"]]
     missing = [v for v in (issue, agent, run) if v not in template]
-    if missing or not captured["sql"].lstrip().upper().startswith("UPDATE"):
+    if missing or "UPDATE" not in captured["sql"].upper():
         raise RuntimeError(f"unexpected checkout SQL: {captured}")
 
     def make_params(issue_id: str, agent_id: str, run_id: str) -> list[Any]:
@@ -442,6 +442,33 @@ def stored_run_id(agent) -> str:
     from paperclip.ids import parse_id
 
     return parse_id(agent.run_id, "run") or agent.run_id
+
+
+def warm_workers(clients, agents, pools, rounds: int = 4) -> None:
+    """Every client sends each measured request a few times, untimed and all at once, so the
+    workers have imported, connected and prepared what they serve before the first phase: the
+    RSS compared over a phase is then a warm worker's, and a cold start is reported apart."""
+
+    def warm(i: int) -> None:
+        client, agent, pool = clients[i], agents[i], pools[i]
+        company = agent.company_id
+        for r in range(rounds):
+            client.reset()  # a new connection each round: the server may hand it to any worker
+            for path in (inbox_path(agent), "/api/agents/me/inbox-lite", v1_tasks_path(agent)):
+                client.call("GET", path)
+                etag = client.last_headers.get("ETag") if client.last_headers else None
+                if etag:
+                    client.call("GET", path, headers={"If-None-Match": etag})
+            if len(pool) > 2 * rounds:
+                client.call("POST", f"/api/issues/{pool[r]}/checkout", {}, run_id=agent.run_id)
+                client.call("POST", f"/v1/companies/{company}/issues/{pool[rounds + r]}/runs", {})
+            client.call("POST", f"/api/companies/{company}/issues", {"title": "Bench: warm-up"})
+
+    threads = [threading.Thread(target=warm, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def _rows(body: Any) -> int:
@@ -734,12 +761,15 @@ def fmt_value(value: float | None, metric: str) -> str:
         return f"{value * 100:.1f}%"
     if metric.endswith("_ratio"):
         return f"{value:.2f}"
-    return f"{value:,.1f}" if metric.endswith("per_s") else f"{value:.2f}"
+    if metric.endswith("per_s"):
+        return f"{value:,.1f}/s"
+    return f"{value:.2f} ms" if metric.endswith("_ms") else f"{value:g}"
 
 
 def fmt_goal(t: dict[str, Any]) -> str:
     metric = t["target"].split()[-1]
-    return f"{t['op']} {fmt_value(t['goal'], metric)}"
+    goal = fmt_value(t["goal"], metric).replace(".0/s", "/s").replace(".00 ms", " ms")
+    return f"{t['op']} {goal.replace('.0%', '%')}"
 
 
 def print_size(report: dict[str, Any], n: int) -> None:
@@ -791,7 +821,14 @@ def print_size(report: dict[str, Any], n: int) -> None:
             + "   per request: "
             + "  ".join(f"{k} {v:.2f}" for k, v in per.items() if v is not None)
         )
-    print("app workers' RSS (MiB) before -> after each phase:")
+    cold = report["memory"]["cold_start"]
+    print(
+        "app workers' RSS (MiB) before -> after each phase; after their start and the warm-up "
+        "requests: "
+        + "  ".join(
+            f"{b:.0f}->{cold['after_mib'].get(p, 0):.0f}" for p, b in cold["before_mib"].items()
+        )
+    )
     for key in LABELS:
         rss = phases[key]["rss"]
         pairs = [
@@ -813,12 +850,24 @@ def print_size(report: dict[str, Any], n: int) -> None:
             + (f"  <-- Seq Scan on {', '.join(flags)}" if flags else "")
             + (f"  ({len(plan['errors'])} not explained)" if plan["errors"] else "")
         )
+    if "scaling" in report:
+        base = report["scaling"]["compared_with"]
+        print(
+            f"scaling against {base['issues']:,} issues: "
+            + ", ".join(
+                f"{k} {report['phases'][k]['rate_per_s']:,.1f}/s against "
+                f"{base[k]:,.1f}/s ({report['scaling'][f'{k}_rate_ratio']})"
+                for k in ("checkout", "inbox")
+            )
+        )
     for t in report["targets"]:
         metric = t["target"].split()[-1]
         print(
             f"target {t['target']} {fmt_goal(t)}: {fmt_value(t['value'], metric)} "
             f"{'met' if t['met'] else 'missed'}" + (f"  ({t['why']})" if t["why"] else "")
         )
+    met = sum(t["met"] for t in report["targets"])
+    print(f"{report['issues']:,} issues: {met} of {len(report['targets'])} targets met")
 
 
 def write_results(report: dict[str, Any]) -> Path:
@@ -904,6 +953,13 @@ def measure_size(issues: int, cfg: Config, cleanup: list) -> dict[str, Any]:
     connections.close_all()
 
     clients = [Client(host, port, a.token) for a in agents]
+    cold = server.workers_rss()
+    warm_workers(clients, agents, pools)
+    warm = server.workers_rss()
+    log(
+        "warmed the workers (each request a few times): RSS "
+        + ", ".join(f"{cold[p] / 1024:.0f} -> {warm.get(p, 0) / 1024:.0f} MiB" for p in cold)
+    )
     probe = CpuProbe(server.proc.pid, db.name)
     busy = machine_busy(1.0)
     log(f"machine busy before measuring: {busy * 100:.0f}% of {os.cpu_count()} cores")
@@ -998,7 +1054,10 @@ def measure_size(issues: int, cfg: Config, cleanup: list) -> dict[str, Any]:
         "conditional_builds_list": bool(inbox_main and inbox_main in profile["inbox_304"]["sql"]),
         "raw_update_sql": update_sql,
         "plans": plans,
-        "memory": {"growth_max": max(growths) if growths else None},
+        "memory": {
+            "growth_max": max(growths) if growths else None,
+            "cold_start": rss_change(cold, warm),
+        },
     }
     server.stop()
     if server.proc and server.proc.returncode not in (0, None, -signal.SIGINT):
@@ -1024,7 +1083,10 @@ def scaling(reports: list[dict[str, Any]]) -> None:
             )
             for key in ("checkout", "inbox")
         }
-        report["scaling"]["compared_with_issues"] = reports[0]["issues"]
+        report["scaling"]["compared_with"] = {
+            "issues": reports[0]["issues"],
+            **{key: base[key]["rate_per_s"] for key in ("checkout", "inbox")},
+        }
 
 
 def main() -> int:
