@@ -81,8 +81,10 @@ test-pg: $(STAMP)
 	@url=$$(scripts/pg-prepare) && export "$$url" && \
 	PAPERCLIP_REQUIRE_POSTGRES=1 $(MAKE) --no-print-directory test
 
-# A throwaway database (created, seeded, dropped by bench/run.py) on the PostgreSQL that
-# pg-prepare readies; gunicorn serves the app as in production. BENCH_* knobs: bench/run.py.
+# Throwaway databases at 10k and 100k issues (created, seeded, dropped by bench/run.py) on the
+# PostgreSQL that pg-prepare readies; gunicorn (or BENCH_SERVER=granian) serves the app as in
+# production; about 5 minutes. BENCH_* knobs (BENCH_SIZES=10000,100000,1000000 adds 1M issues):
+# bench/run.py.
 .PHONY: bench
 bench: $(STAMP)
 	@url=$$(scripts/pg-prepare) && export "$$url" && $(BIN)/python -m bench.run
