@@ -44,6 +44,7 @@ from companies.admin import (
     ServiceFSMAdmin,
     each_row,
     refusal_message,
+    release_locks,
     titled,
 )
 from companies.authentication import board_actor
@@ -572,16 +573,8 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
     def force_release_selected(self, request, queryset):
         from issues.services import issue_force_release  # issues build on agents
 
-        def release(actor, issue) -> str:
-            _, previous = issue_force_release(actor=actor, issue=issue)
-            return f"{issue.identifier} (held by run …{previous['runId'][-6:]})"
-
         held = apps.get_model("issues", "Issue").objects.filter(checkout_run__in=queryset)
-        released = each_row(self, request, held, release)
-        if released:
-            self.message_user(request, f"Released: {', '.join(released)}.", messages.SUCCESS)
-        else:
-            self.message_user(request, "The selected runs hold no lock.", messages.INFO)
+        release_locks(self, request, held, issue_force_release)
 
     readonly_fields = (
         "agent_link",

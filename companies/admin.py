@@ -77,6 +77,47 @@ def each_row(modeladmin, request, rows, act) -> list:
     return done
 
 
+def release_locks(modeladmin, request, issues, release) -> None:
+    """The board's force-release wherever it is pressed (the issue list's action, the issue
+    page's button, the run monitor's action), so all three say the same: `release`
+    (`issues.services.issue_force_release`, handed in as issues build on companies) on each
+    issue, its own service call; then one sentence naming each lock released, whose run held it
+    and whether that run was live, and one per refusal."""
+    actor = board_actor(request.user)
+    released, refused = [], False
+    for issue in issues:
+        try:
+            _, previous = release(actor=actor, issue=issue)
+        except SERVICE_REFUSALS as exc:
+            refused = True
+            modeladmin.message_user(
+                request,
+                f"Could not release the lock of {issue.identifier}: {refusal_message(exc)}",
+                messages.ERROR,
+            )
+            continue
+        if previous["runId"]:
+            released.append((issue.identifier, previous))
+    if not released:
+        if not refused:
+            modeladmin.message_user(request, "No lock to release: none was held.", messages.INFO)
+        return
+    agents = apps.get_model("agents", "Agent").objects
+    names = dict(
+        agents.filter(pk__in={lock["agentId"] for _, lock in released}).values_list("pk", "name")
+    )
+    held = [
+        f"{identifier} (held by {names.get(lock['agentId'], 'an agent')}'s run"
+        f" …{lock['runId'][-6:]}, {'live' if lock['runWasLive'] else 'stale'})"
+        for identifier, lock in released
+    ]
+    modeladmin.message_user(
+        request,
+        f"Released the lock{'s' if len(held) > 1 else ''} of {', '.join(held)}.",
+        messages.SUCCESS,
+    )
+
+
 def _flatten(detail: Any) -> list[str]:
     if isinstance(detail, dict):
         return [f"{key}: {text}" for key, value in detail.items() for text in _flatten(value)]

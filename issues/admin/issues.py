@@ -28,7 +28,6 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from unfold.decorators import display
 
-from agents.models import Agent
 from companies.admin import (
     ISSUE_IDENTIFIER,
     SERVICE_REFUSALS,
@@ -37,6 +36,7 @@ from companies.admin import (
     ServiceFSMAdmin,
     author_of,
     refusal_message,
+    release_locks,
     with_newlines,
 )
 from companies.authentication import board_actor
@@ -365,22 +365,7 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
         issue, refusal = self._issue_or_redirect(request, object_id, change=True)
         if refusal:
             return refusal
-        try:
-            _, holder = services.issue_force_release(actor=board_actor(request.user), issue=issue)
-        except SERVICE_REFUSALS as exc:
-            self.message_user(request, refusal_message(exc), messages.ERROR)
-            return self._back_to(issue)
-        if holder["runId"] is None:
-            self.message_user(request, f"{issue.identifier} held no lock.", messages.INFO)
-        else:
-            agent = Agent.objects.filter(pk=holder["agentId"]).values_list("name", flat=True)
-            state = "live" if holder["runWasLive"] else "stale"
-            self.message_user(
-                request,
-                f"Released the lock of {issue.identifier}, held by {agent.first() or 'an agent'}'s"
-                f" run ({state}).",
-                messages.SUCCESS,
-            )
+        release_locks(self, request, [issue], services.issue_force_release)
         return self._back_to(issue)
 
     def revision_diff_view(self, request, object_id, revision_id):
@@ -416,28 +401,8 @@ class IssueAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
     def force_release(self, request, queryset):
         """The board's escape hatch: drop the lock whoever holds it (in_progress → todo). The
         message names each holder (run and agent), live or stale, so nothing vanishes unseen."""
-        actor = board_actor(request.user)
-        released = []
-        locked = queryset.filter(checkout_run__isnull=False).select_related("checkout_run__agent")
-        for issue in locked:
-            agent = issue.checkout_run.agent
-            try:
-                _, holder = services.issue_force_release(actor=actor, issue=issue)
-            except SERVICE_REFUSALS as exc:
-                self.message_user(
-                    request, f"{issue.identifier}: {refusal_message(exc)}", messages.ERROR
-                )
-                continue
-            state = "live" if holder["runWasLive"] else "stale"
-            released.append(f"{issue.identifier} from run {holder['runId']} of {agent} ({state})")
-        if released:
-            self.message_user(
-                request,
-                f"Released {len(released)} lock(s): {'; '.join(released)}.",
-                messages.SUCCESS,
-            )
-        elif not locked:
-            self.message_user(request, "None of the selected issues is locked.", messages.INFO)
+        locked = queryset.filter(checkout_run__isnull=False)
+        release_locks(self, request, locked, services.issue_force_release)
 
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)

@@ -71,7 +71,7 @@ def test_force_release_action_drops_the_locks_and_logs_each(staff, company, agen
 
     assert response.status_code == 200
     assert messages_of(response) == [
-        f"Released 1 lock(s): ACM-1 from run {run.pk} of Builder (live)."
+        f"Released the lock of ACM-1 (held by Builder's run …{run.pk[-6:]}, live)."
     ]
     locked.refresh_from_db()
     assert (locked.status, locked.checkout_run_id, locked.assignee_agent_id) == (
@@ -146,7 +146,9 @@ def test_a_read_only_seat_cannot_force_release(client, company, agent):
     )
 
     assert response.status_code == 200
-    assert messages_of(response) == ["ACM-1: Your membership in this company is read-only"]
+    assert messages_of(response) == [
+        "Could not release the lock of ACM-1: Your membership in this company is read-only"
+    ]
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run) == (Status.IN_PROGRESS, run)
     assert not ActivityEvent.objects.exists()

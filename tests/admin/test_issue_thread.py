@@ -223,7 +223,9 @@ def test_force_release_from_the_page_names_the_holder(staff, company, agent, adm
 
     response = staff.post(release_url(issue), follow=True)
 
-    assert messages_of(response) == ["Released the lock of ACM-1, held by Builder's run (stale)."]
+    assert messages_of(response) == [
+        f"Released the lock of ACM-1 (held by Builder's run …{run.pk[-6:]}, stale)."
+    ]
     issue.refresh_from_db()
     assert (issue.status, issue.checkout_run) == (Status.TODO, None)
     row = ActivityEvent.objects.get(action="issue.lock_force_released")

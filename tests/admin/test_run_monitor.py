@@ -17,6 +17,7 @@ from agents.models import HeartbeatRun
 from companies.models import ActivityEvent
 from issues.models import Status
 from tests import factories
+from tests.admin import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -118,8 +119,38 @@ def test_force_release_from_the_monitor_frees_the_lock_the_run_holds(staff, comp
         company=company, status=Status.IN_PROGRESS, assignee_agent=agent, checkout_run=dead
     )
 
-    act(staff, "force_release_selected", dead)
+    response = act(staff, "force_release_selected", dead)
 
+    assert messages_of(response) == [
+        f"Released the lock of ACM-1 (held by Builder's run …{dead.pk[-6:]}, stale)."
+    ]
     issue.refresh_from_db()
     assert issue.checkout_run_id is None
     assert ActivityEvent.objects.filter(action="issue.lock_force_released").count() == 1
+
+
+def test_the_list_the_page_and_the_monitor_say_a_force_release_the_same_way(staff, company, agent):
+    """One sentence (companies.admin.release_locks), whichever of the three was pressed."""
+    said, expected = [], []
+    for press in ("list", "page", "monitor"):
+        dead = run(agent, expires_in=-timedelta(minutes=3))
+        issue = factories.IssueFactory(
+            company=company, status=Status.IN_PROGRESS, assignee_agent=agent, checkout_run=dead
+        )
+        if press == "list":
+            response = staff.post(
+                reverse("admin:issues_issue_changelist"),
+                {"action": "force_release", ACTION_CHECKBOX_NAME: [issue.pk]},
+                follow=True,
+            )
+        elif press == "page":
+            response = staff.post(
+                reverse("admin:issues_issue_force_release", args=[issue.pk]), follow=True
+            )
+        else:
+            response = act(staff, "force_release_selected", dead)
+        said.append(messages_of(response))
+        held = f"held by Builder's run …{dead.pk[-6:]}, stale"
+        expected.append([f"Released the lock of {issue.identifier} ({held})."])
+
+    assert said == expected
