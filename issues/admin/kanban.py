@@ -1,6 +1,7 @@
 """The kanban (DESIGN §11): a company's issues in one column per status. Moving a card runs the
 transition service the issue page's buttons and the API's PATCH run (`issue_update` with a
-status); a refused move answers its reason (from, to, allowed) and the card goes back.
+status); a refused move answers what /api answers (its error renderer: `{"error", "code",
+"details"}`, details from, to and allowed) and the card goes back.
 
 Two views wired by `IssueAdmin.get_urls`: the board (`admin:issues_issue_kanban`) and the move
 (`admin:issues_issue_kanban_move`, a CSRF-protected POST answering JSON to the page's script, a
@@ -14,14 +15,13 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django_fsm import ConcurrentTransition, TransitionNotAllowed
 
 from companies.admin import SERVICE_REFUSALS, refusal_message
 from companies.authentication import board_actor
 from companies.board_dashboard import board_companies, picked_company
 from issues import services
 from issues.models import TERMINAL_STATUSES, Issue, Status
-from paperclip.errors import from_fsm
+from paperclip.api.errors import api_error_response
 
 COLUMNS = (
     Status.BACKLOG,
@@ -79,15 +79,16 @@ def board_view(model_admin, request):
 
 def move_view(model_admin, request):
     """Move one card: `issue` (its id) to `status`, through `issue_update`. JSON for the
-    script (200 with the issue's new status, 409 with the refusal, 404 for an issue the user
-    cannot see); a redirect back to the board with a message for the no-script form."""
+    script (200 with the issue's new status; a refusal, or an issue the user cannot see, as
+    /api's error body and status); a redirect back to the board with a message for the
+    no-script form."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     wants_json = "application/json" in request.headers.get("Accept", "")
     issue = model_admin.get_queryset(request).filter(pk=request.POST.get("issue", "")).first()
     if issue is None:
         if wants_json:
-            return JsonResponse({"ok": False, "error": "Not found"}, status=404)
+            return api_error_response(request, Http404("No such issue"))
         raise Http404("No such issue")
     if not model_admin.has_change_permission(request, issue):
         raise PermissionDenied
@@ -98,20 +99,12 @@ def move_view(model_admin, request):
             actor=board_actor(request.user), issue=issue, changes={"status": target}
         )
     except SERVICE_REFUSALS as exc:
-        reason = refusal_message(exc)
-        fsm = isinstance(exc, TransitionNotAllowed | ConcurrentTransition)
-        error = from_fsm(exc) if fsm else exc
-        if not wants_json:
-            model_admin.message_user(request, f"{issue.identifier}: {reason}", messages.ERROR)
-            return HttpResponseRedirect(back)
-        body = {
-            "ok": False,
-            "error": reason,
-            "code": error.code,
-            "details": error.details,
-            "status": Issue.objects.values_list("status", flat=True).get(pk=issue.pk),
-        }
-        return JsonResponse(body, status=400 if error.code == "validation_error" else 409)
+        if wants_json:  # as /api answers the same refusal: {"error", "code", "details"}
+            return api_error_response(request, exc)
+        model_admin.message_user(
+            request, f"{issue.identifier}: {refusal_message(exc)}", messages.ERROR
+        )
+        return HttpResponseRedirect(back)
     if not wants_json:
         model_admin.message_user(
             request, f"{issue.identifier} moved to {issue.get_status_display()}.", messages.SUCCESS

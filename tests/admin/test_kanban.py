@@ -93,20 +93,19 @@ def test_an_allowed_move_runs_the_transition_and_logs_it(member, company):
     assert event.actor_type == "user"
 
 
-def test_a_refused_move_answers_409_with_the_reason_and_changes_nothing(member, company):
+def test_a_refused_move_answers_as_the_api_does_and_changes_nothing(member, company):
     issue = factories.IssueFactory(company=company, status="backlog")
     version = issue.version
 
     response = member.post(MOVE, {"issue": issue.pk, "status": "done"}, **JSON)
 
-    assert response.status_code == 409
-    body = response.json()
-    assert body["ok"] is False
-    assert body["code"] == "invalid_transition"
-    assert body["details"]["from"] == "backlog" and body["details"]["to"] == "done"
-    assert "blocked" in body["details"]["allowed"]
-    assert "from backlog to done" in body["error"]
-    assert body["status"] == "backlog"
+    # /api's error renderer: the status and body a PATCH of the same status would get.
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "Invalid state transition",
+        "code": "invalid_transition",
+        "details": {"from": "backlog", "to": "done", "allowed": ["todo", "blocked", "cancelled"]},
+    }
     issue.refresh_from_db()
     assert (issue.status, issue.version) == (Status.BACKLOG, version)
     assert not ActivityEvent.objects.filter(issue_id=issue.pk).exists()
@@ -138,6 +137,7 @@ def test_an_unknown_issue_is_404(member):
     response = member.post(MOVE, {"issue": "iss_nope", "status": "blocked"}, **JSON)
 
     assert response.status_code == 404
+    assert response.json() == {"error": "Not found", "code": "not_found"}
 
 
 def test_a_move_is_a_post(member, company):
