@@ -1179,10 +1179,13 @@ def main() -> int:
     except BaseException as exc:
         what = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
         log(f"{what}: {exc!r}; cleaning up")
-        for item in cleanup:
-            if isinstance(item, Server) and what == "failed" and item.proc:
-                print(f"{item.kind} log ({item.logfile}), last lines:\n{item.tail()}",
-                      file=sys.stderr)  # fmt: skip
+        servers = [item for item in cleanup if isinstance(item, Server)]
+        if servers and what == "failed" and servers[-1].proc:
+            server = servers[-1]
+            print(
+                f"{server.kind} log ({server.logfile}), last lines:\n{server.tail()}",
+                file=sys.stderr,
+            )
         raise
     finally:
         for item in reversed(cleanup):
