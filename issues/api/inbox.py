@@ -12,13 +12,17 @@ from issues.models import (
     Priority,
 )
 from paperclip.api.pagination import MAX_LIMIT
-from paperclip.api.serializers import CamelModelSerializer, LabelChoiceField
+from paperclip.api.serializers import (
+    CamelModelSerializer,
+    LabelChoiceField,
+    PlannedRepresentationMixin,
+)
 from paperclip.api.viewsets import ScopedViewSet
 
 DATETIME = serializers.DateTimeField()
 
 
-class InboxItemSerializer(CamelModelSerializer):
+class InboxItemSerializer(PlannedRepresentationMixin, CamelModelSerializer):
     """A compact issue for an agent's inbox, with the run working on it (if live)."""
 
     priority = LabelChoiceField(Priority)

@@ -35,6 +35,7 @@ from paperclip.api.serializers import (
     CamelSerializer,
     LabelChoiceField,
     NeutralField,
+    PlannedRepresentationMixin,
 )
 from paperclip.api.viewsets import ScopedViewSet, found
 from paperclip.ids import parse_id
@@ -68,17 +69,17 @@ class CompanyUserField(CompanyScopedRelatedField):
         return self.model.objects.filter(memberships__company=company)
 
 
-class LabelSummarySerializer(CamelModelSerializer):
+class LabelSummarySerializer(PlannedRepresentationMixin, CamelModelSerializer):
     class Meta:
         model = Label
         fields = ["id", "name", "color"]
 
 
-class IssueSerializer(CamelModelSerializer):
+class IssueSerializer(PlannedRepresentationMixin, CamelModelSerializer):
     """The issue as every list and write answers it."""
 
     priority = LabelChoiceField(Priority)
-    labels = LabelSummarySerializer(many=True, read_only=True)
+    labels = LabelSummarySerializer(many=True, read_only=True, source="label_list")
     label_ids = serializers.SerializerMethodField()
     dependency_ids = serializers.SerializerMethodField()
 
@@ -121,10 +122,10 @@ class IssueSerializer(CamelModelSerializer):
         read_only_fields = fields
 
     def get_label_ids(self, issue: Issue) -> list[str]:
-        return [label.pk for label in issue.labels.all()]
+        return [label.pk for label in issue.label_list()]
 
     def get_dependency_ids(self, issue: Issue) -> list[str]:
-        return [dependency.pk for dependency in issue.dependencies.all()]
+        return [dependency.pk for dependency in issue.dependency_list()]
 
 
 class ProjectSummarySerializer(CamelModelSerializer):
@@ -379,7 +380,7 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
 
     def get_base_queryset(self):
         if self.action == "list":
-            return Issue.objects.with_list_relations()
+            return Issue.objects.with_relations()
         if self.action == "retrieve":
             return Issue.objects.select_related("project", "goal").prefetch_related(
                 *LIST_PREFETCHES

@@ -75,8 +75,9 @@ class IssueQuerySet(CompanyScopedQuerySet):
 
         It changes the row only when the issue is in an expected status, unlocked, and
         unassigned or assigned to this agent, or when it is already this agent's unlocked
-        in-progress issue (adoption). Of N racing runs exactly one gets the issue back (read
-        `with_relations`, in the same statement); the others get None. `count_claim` (a `/v1`
+        in-progress issue (adoption). Of N racing runs exactly one gets the issue back (with
+        its relations, spend and project state, in the same statement); the others get None.
+        `count_claim` (a `/v1`
         claim) also bumps the claim counter: the run's fencing token. The queryset is the
         caller's scope (`visible_to`): an issue outside it is never changed.
         """
@@ -90,7 +91,7 @@ class IssueQuerySet(CompanyScopedQuerySet):
             # Single-table conditions only: a join would turn this into UPDATE ... WHERE id IN
             # (SELECT ...), which PostgreSQL does not re-check against the winner's row.
             self.filter(claimable, pk=issue_id, checkout_run__isnull=True),
-            read=Issue.objects.with_relations(),
+            read=Issue.objects.with_relations().with_spent().with_project_state(),
             status=Status.IN_PROGRESS,
             status_reason="",
             assignee_agent_id=agent_id,
@@ -111,7 +112,7 @@ class IssueQuerySet(CompanyScopedQuerySet):
         """Implements `Issue.check_out` for a stale lock: the same agent's new run takes over.
 
         Conditional on the lock still naming the stale run, so two new runs of one agent
-        cannot both adopt it. Answers the issue (read `with_relations`) to the one that did.
+        cannot both adopt it. Answers the issue (as `try_checkout` does) to the one that did.
         """
         now = timezone.now()
         changed = update_returning(
@@ -121,7 +122,7 @@ class IssueQuerySet(CompanyScopedQuerySet):
                 assignee_agent_id=agent_id,
                 checkout_run_id=stale_run_id,
             ),
-            read=Issue.objects.with_relations(),
+            read=Issue.objects.with_relations().with_spent().with_project_state(),
             checkout_run_id=run_id,
             execution_locked_at=now,
             updated_at=now,
@@ -153,13 +154,12 @@ class IssueQuerySet(CompanyScopedQuerySet):
         return self.annotate(spent_usd=spent * Value(Decimal("0.01")))
 
     def with_relations(self):
-        """Issues with what their serializers and the task object read beyond the row, in the
-        row itself: labels and dependencies (a JSON array each, from a correlated subquery),
-        what the task spent, and whether its project is paused. A page of issues is then one
+        """Issues with their labels and dependencies in the row itself (a JSON array each, from
+        a correlated subquery), as the serializers read them: a page of issues is then one
         statement, whatever its size, and no instance needs a query of its own."""
         labels = Issue.labels.through.objects.filter(issue_id=OuterRef("pk"))
         dependencies = Issue.dependencies.through.objects.filter(from_issue_id=OuterRef("pk"))
-        clone = self.with_spent().with_project_state().annotate(
+        clone = self.annotate(
             label_rows=_json_rows(labels, "issue_id", id="label_id", name="label__name",
                                   color="label__color"),
             dependency_rows=_json_rows(dependencies, "from_issue_id", id="to_issue_id",
@@ -377,6 +377,21 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
             queryset = models.QuerySet(model)
             queryset._result_cache, queryset._prefetch_done = rows, True
             cache[name] = queryset
+
+    def label_list(self) -> list[Label]:
+        """Its labels by name: as read with it (`with_relations`, a prefetch) without building
+        a related manager per call, else one query."""
+        return sorted(self._related("labels"), key=lambda label: label.name)
+
+    def dependency_list(self) -> list[Issue]:
+        """The issues it waits on, by id (as `label_list`)."""
+        return sorted(self._related("dependencies"), key=lambda issue: issue.pk)
+
+    def _related(self, name: str) -> list:
+        prefetched = self.__dict__.get("_prefetched_objects_cache", {}).get(name)
+        if prefetched is not None and prefetched._result_cache is not None:
+            return prefetched._result_cache
+        return list(getattr(self, name).all())
 
     @property
     def etag(self) -> str:

@@ -40,7 +40,11 @@ from issues.services.verbs import (
 from issues.v1.scope import TaskScopeMixin
 from paperclip.api.fields import CompanyScopedRelatedField, DateTimeField
 from paperclip.api.filters import IdFilter
-from paperclip.api.serializers import CamelSerializer, LabelChoiceField
+from paperclip.api.serializers import (
+    CamelSerializer,
+    LabelChoiceField,
+    PlannedRepresentationMixin,
+)
 from paperclip.api.viewsets import ID, route
 from paperclip.errors import Conflict, InvalidTransition, Unprocessable, ValidationFailed
 from paperclip.v1.viewsets import V1ViewSet
@@ -55,7 +59,7 @@ class BudgetSerializer(serializers.Serializer):
     spent = SpentSerializer()
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(PlannedRepresentationMixin, serializers.ModelSerializer):
     """The task object exactly as 003 (plus `identifier`, `priority`, `statusReason`)."""
 
     companyId = serializers.CharField(source="company_id")
@@ -94,10 +98,10 @@ class TaskSerializer(serializers.ModelSerializer):
         return {"perTaskUsd": per_task, "spent": {"usd": float(issue.spent_usd)}}
 
     def get_labels(self, issue: Issue) -> list[str]:
-        return sorted(label.name for label in issue.labels.all())
+        return sorted(label.name for label in issue.label_list())
 
     def get_dependencies(self, issue: Issue) -> list[str]:
-        return sorted(dependency.pk for dependency in issue.dependencies.all())
+        return [dependency.pk for dependency in issue.dependency_list()]
 
     def get_currentRunId(self, issue: Issue) -> str | None:
         run = issue.checkout_run

@@ -16,6 +16,7 @@ not of the key's kind, so neither is ever rewritten.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from paperclip.ids import ID_PATTERN, as_uuid
@@ -48,7 +49,16 @@ _LAST_WORD = re.compile(r"(?:^|[A-Z])[a-z]*(?=Ids?$)")
 
 def wire_id(value: Any, prefix: str = ANY) -> Any:
     """The UUID form of a stored id (of kind `prefix`, when given); anything else unchanged."""
-    if not (isinstance(value, str) and ID_PATTERN.match(value)):
+    if not isinstance(value, str):
+        return value
+    return _wire_str(value, prefix)
+
+
+# A page repeats the same ids (its company, its agents) and the same keys on every row: both
+# conversions are pure, so each is worked out once per process.
+@lru_cache(maxsize=65_536)
+def _wire_str(value: str, prefix: str) -> str:
+    if not ID_PATTERN.match(value):
         return value
     if prefix == ANY or value.startswith(f"{prefix}_"):
         try:
@@ -58,6 +68,7 @@ def wire_id(value: Any, prefix: str = ANY) -> Any:
     return value
 
 
+@lru_cache(maxsize=4096)
 def id_kind(key: Any) -> str | None:
     """The prefix of the ids under `key` (ANY when any kind), or None when it names no ids."""
     if not isinstance(key, str):

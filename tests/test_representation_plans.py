@@ -1,0 +1,64 @@
+"""The serializers of the hot lists render through `PlannedRepresentationMixin` (DRF's output
+without its per-row field machinery, issue 15): what they answer must stay exactly what DRF's
+own `to_representation` answers, for every shape of row."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from rest_framework import serializers
+
+from issues.api.inbox import InboxItemSerializer
+from issues.api.issues import IssueDetailSerializer, IssueSerializer, LabelSummarySerializer
+from issues.models import Issue
+from issues.v1.tasks import TaskSerializer
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+PLANNED = [IssueSerializer, IssueDetailSerializer, LabelSummarySerializer, InboxItemSerializer,
+           TaskSerializer]  # fmt: skip
+
+
+def drf(serializer_class, instance) -> dict:
+    """What DRF itself renders for `instance`."""
+    return serializers.Serializer.to_representation(serializer_class(), instance)
+
+
+@pytest.fixture
+def issues(company, agent):
+    project = factories.ProjectFactory(company=company)
+    labels = [factories.LabelFactory(company=company, name=n) for n in ("ux", "Bug", "api")]
+    bare = factories.IssueFactory(company=company)
+    full = factories.IssueFactory(
+        company=company,
+        project=project,
+        parent=bare,
+        assignee_agent=agent,
+        budget_usd=Decimal("12.50"),
+        due_at=timezone.now(),
+        status="in_progress",
+        checkout_run=factories.HeartbeatRunFactory(agent=agent, status="running"),
+    )
+    full.labels.set(labels)
+    full.dependencies.set([bare, factories.IssueFactory(company=company)])
+    return [bare, full]
+
+
+@pytest.mark.parametrize("serializer_class", PLANNED, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("read", ["with_relations", "prefetched", "plain"])
+def test_a_planned_serializer_answers_what_drf_answers(serializer_class, read, issues):
+    if not issubclass(serializer_class.Meta.model, Issue):
+        rows = list(issues[1].labels.all())
+    elif read == "with_relations":
+        rows = list(Issue.objects.with_relations().filter(pk__in=[i.pk for i in issues]))
+    elif read == "prefetched":
+        rows = list(Issue.objects.with_list_relations().filter(pk__in=[i.pk for i in issues]))
+    else:
+        rows = list(Issue.objects.filter(pk__in=[i.pk for i in issues]))
+
+    assert [serializer_class(row).data for row in rows] == [
+        drf(serializer_class, row) for row in rows
+    ]
