@@ -361,21 +361,27 @@ class Issue(OneClockTimestamps, ConcurrentTransitionMixin, models.Model):
 
     def adopt_relations(self) -> None:
         """Make the labels and dependencies read `with_relations` this instance's prefetched
-        ones (`issue.labels.all()` then needs no query), in `LIST_PREFETCHES`'s order."""
-        labels = [
-            Label(company_id=self.company_id, **row)
-            for row in sorted(self.__dict__.pop("label_rows") or (), key=lambda r: r["name"])
-        ]
-        dependencies = [
-            Issue.from_db(
-                None, ["id", "identifier", "status"], (r["id"], r["identifier"], r["status"])
-            )
-            for r in sorted(self.__dict__.pop("dependency_rows") or (), key=lambda r: r["id"])
-        ]
+        ones (`issue.labels.all()` then needs no query)."""
+        self.know_relations(
+            labels=[
+                Label(company_id=self.company_id, **row)
+                for row in self.__dict__.pop("label_rows") or ()
+            ],
+            dependencies=[
+                Issue.from_db(
+                    None, ["id", "identifier", "status"], (r["id"], r["identifier"], r["status"])
+                )
+                for r in self.__dict__.pop("dependency_rows") or ()
+            ],
+        )
+
+    def know_relations(self, *, labels: list[Label], dependencies: list[Issue]) -> None:
+        """Record what its labels and dependencies are, as a prefetch would have: for rows read
+        with them, and for an issue just created with them."""
         cache = self.__dict__.setdefault("_prefetched_objects_cache", {})
         for name, model, rows in (("labels", Label, labels), ("dependencies", Issue, dependencies)):
             queryset = models.QuerySet(model)
-            queryset._result_cache, queryset._prefetch_done = rows, True
+            queryset._result_cache, queryset._prefetch_done = list(rows), True
             cache[name] = queryset
 
     def label_list(self) -> list[Label]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -41,6 +42,7 @@ from paperclip.errors import (
     InvalidTransition,
     Unprocessable,
 )
+from paperclip.returning import update_returning
 
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
@@ -55,8 +57,12 @@ def _allocate_number(company: Company) -> int:
     Concurrent creates in one company queue on that row, so numbers have no gaps or duplicates
     (a rolled-back create rolls its number back too).
     """
-    Company.objects.filter(pk=company.pk).update(issue_counter=F("issue_counter") + 1)
-    return Company.objects.values_list("issue_counter", flat=True).get(pk=company.pk)
+    (counted,) = update_returning(
+        Company.objects.filter(pk=company.pk),
+        read=Company.objects.only("issue_counter"),
+        issue_counter=F("issue_counter") + 1,
+    )
+    return counted.issue_counter
 
 
 @transaction.atomic
@@ -84,9 +90,14 @@ def issue_create(*, actor: Actor, company: Company, data: dict[str, Any]) -> Iss
         created_by_user=actor.user,
         **data,
     )
-    issue.save()
-    issue.labels.set(labels)
-    issue.dependencies.set(dependencies)
+    issue.save(force_insert=True)  # a new row: no UPDATE tried first
+    if labels:
+        issue.labels.add(*labels)
+    if dependencies:
+        issue.dependencies.add(*dependencies)
+    # What the answer and the event's task read, known without reading it back.
+    issue.know_relations(labels=labels, dependencies=dependencies)
+    issue.spent_usd = Decimal(0)
     log(
         actor,
         issue,

@@ -295,11 +295,7 @@ class TaskViewSet(TaskScopeMixin, V1ViewSet):
     task_kwarg = "pk"
 
     def get_base_queryset(self):
-        return (
-            Issue.objects.select_related("checkout_run")
-            .prefetch_related("labels", "dependencies")
-            .with_spent()
-        )
+        return Issue.objects.select_related("checkout_run").with_relations().with_spent()
 
     def list(self, request, company_pk: str):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).distinct())

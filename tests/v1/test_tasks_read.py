@@ -248,10 +248,10 @@ def test_the_list_is_a_fixed_number_of_queries(board, company, agent, django_ass
         factories.CostEventFactory(agent=agent, issue=issue, cost_cents=100)
 
     # SAVEPOINT (the request's transaction), the board token, the caller's memberships, the
-    # company, one page of tasks (each with its run holding it and what its runs cost, in
-    # the same query), their labels, their dependencies, RELEASE SAVEPOINT: the same for 1
-    # task or 22.
-    with django_assert_num_queries(8):
+    # company, one page of tasks (each with its run holding it, its labels, its dependencies
+    # and what its runs cost, in the same statement), RELEASE SAVEPOINT: the same for 1 task
+    # or 22.
+    with django_assert_num_queries(6):
         response = board.get(tasks_url(company))
 
     assert len(response.json()["data"]) == 22
