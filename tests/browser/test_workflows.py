@@ -119,9 +119,9 @@ def test_change_a_status_from_the_kanban_and_see_a_refused_move_snap_back(
     expect(card(column(page, "In Review"), "ACM-2")).to_have_count(0)
     assert issue("ACM-2").status == Status.BACKLOG
     assert not logged_by(admin_user, "issue.updated", issue_id=issue("ACM-2").pk)
-    refused = page_watch.take()  # the refusal is the page's expected 409, nothing else
-    assert refused[0] == "POST /admin/issues/issue/kanban/move/: 409"
-    assert all("409" in problem for problem in refused), refused
+    refused = page_watch.take()  # the refusal is the page's expected 422, nothing else
+    assert refused[0] == "POST /admin/issues/issue/kanban/move/: 422"
+    assert all("422" in problem for problem in refused), refused
     shot(page, "workflow-kanban-refused-move")
 
 
@@ -203,7 +203,10 @@ def test_force_release_a_stale_lock_from_the_run_monitor(board_page, world, admi
     runs.get_by_role("checkbox").check()
     run_action(page, "Force-release the locks the selected runs hold")
 
-    held_by = f"Released: {locked.identifier} (held by run …{dead.pk[-6:]})."
+    held_by = (
+        f"Released the lock of {locked.identifier} "
+        f"(held by {world['agent'].name}'s run …{dead.pk[-6:]}, stale)."
+    )
     expect(page.get_by_text(held_by)).to_be_visible()
     locked.refresh_from_db()
     assert locked.checkout_run_id is None
