@@ -717,7 +717,9 @@ class WakeupRequestAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     list_display = ("created_at", "agent", "source", "reason", "run", "coalesced")
     list_filter = ("source", "coalesced")
     search_fields = ("agent__name", "run__id", "reason")
-    list_select_related = ("agent",)
+    # The `run` column is titled by the run's agent (HeartbeatRun.__str__): joined, not a query
+    # a row.
+    list_select_related = ("agent", "run__agent")
 
 
 @admin.register(WakeDelivery)

@@ -108,21 +108,7 @@ LISTS: dict[str, tuple[str, Callable]] = {
 
 
 # Another hand is on agents/admin.py: the N+1s found there are marked until it is fixed.
-KNOWN_N_PLUS_1 = {
-    "wakeup requests": "N+1: agents/admin.py WakeupRequestAdmin.list_select_related is only"
-    " ('agent',), so the `run` column loads each row's run, and HeartbeatRun.__str__ its agent",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_N_PLUS_1[name]))
-        if name in KNOWN_N_PLUS_1
-        else name
-        for name in LISTS
-    ],
-)
+@pytest.mark.parametrize("name", list(LISTS))
 def test_a_list_costs_the_same_queries_for_3_rows_as_for_30(staff, company, agent, name):
     url, make = LISTS[name]
 
