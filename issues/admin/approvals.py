@@ -128,6 +128,10 @@ class ApprovalCommentInline(ReadOnlyInline):
     fields = ("created_at", "author", "body")
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        # The `author` column names each comment's agent or user: joined, not a query a row.
+        return super().get_queryset(request).select_related("author_agent", "author_user")
+
     @admin.display(description="author")
     def author(self, comment: ApprovalComment):
         return author_of(comment)

@@ -188,9 +188,6 @@ PAGES: dict[str, Callable] = {
 # N+1s in code this change may not touch (agents/admin.py and issues/admin/* are another hand's,
 # the seat inline is shared): marked until fixed (strict: a fix fails the mark, to be removed).
 KNOWN_N_PLUS_1: dict[str, str] = {
-    "approval": "N+1: issues/admin/approvals.py ApprovalCommentInline has no get_queryset"
-    " select_related('author_agent', 'author_user'), so its `author` column (author_of) loads"
-    " each comment's author",
     "company": "N+1: companies/admin.py MembershipInline.autocomplete_fields: Django's"
     " AutocompleteSelect.optgroups queries the selected option of each widget, so each seat row"
     " costs one query for its user",
