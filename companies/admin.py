@@ -30,7 +30,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 from companies import services
 from companies.authentication import board_actor
 from companies.models import ActivityEvent, BoardToken, Company, Membership, User
-from paperclip.board import moment_html
+from paperclip.board import moment_html, value_link
 from paperclip.errors import DomainError, from_fsm
 from paperclip.ids import parse_id, ulid_of_uuid
 
@@ -439,10 +439,49 @@ class ServiceFSMAdmin(FSMAdminMixin, ServiceAdmin):
 
 
 class MembershipInline(CompanyScopedAdmin, TabularInline):
+    """A user's or a company's seats: the other side of each seat (the company on a user's page,
+    the user on a company's) as a link, its role editable. A picker per row would cost a query a
+    seat (AutocompleteSelect looks up its selected option), so seats are added in
+    `NewMembershipInline`, whose rows search users or companies."""
+
+    model = Membership
+    extra = 0
+    form = AdminForm  # the membership's own company is the FK being chosen
+    readonly_fields = ("seated_user", "seated_company")
+
+    def get_fields(self, request, obj=None):
+        seated = "seated_company" if self.parent_model is User else "seated_user"
+        return (seated, "role")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="user")
+    def seated_user(self, seat: Membership):
+        url = reverse("admin:companies_user_change", args=[quote(seat.user_id)])
+        return value_link(url, seat.user)
+
+    @admin.display(description="company")
+    def seated_company(self, seat: Membership):
+        url = reverse("admin:companies_company_change", args=[quote(seat.company_id)])
+        return value_link(url, seat.company)
+
+
+class NewMembershipInline(CompanyScopedAdmin, TabularInline):
+    """Seats being added on a user's or a company's page: the user or company searched
+    (autocomplete), the role picked. It lists no existing seat (MembershipInline does), so its
+    pickers cost nothing per seat held."""
+
     model = Membership
     extra = 0
     autocomplete_fields = ["user", "company"]
-    form = AdminForm  # the membership's own company is the FK being chosen
+    form = AdminForm
+    fields = ("user", "company", "role")
+    verbose_name = "new membership"
+    verbose_name_plural = "add memberships"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()
 
 
 def seats_with_names(kwargs: dict) -> dict:
@@ -465,7 +504,7 @@ class UserAdmin(DjangoUserAdmin, ModelAdmin):
     fieldsets = ((None, {"fields": ("id", "username", "password")}), *DjangoUserAdmin.fieldsets[1:])
     readonly_fields = ("id",)
     list_display = ("username", "email", "is_staff", "is_superuser", "id")
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, NewMembershipInline]
 
     def get_formset_kwargs(self, request, obj, inline, prefix):
         return seats_with_names(super().get_formset_kwargs(request, obj, inline, prefix))
@@ -488,7 +527,7 @@ class CompanyAdmin(CompanyScopedAdmin, ServiceAdmin):
         ("created_at", "updated_at"),
     )
     add_fields = ("name", "description", "budget_monthly_cents")
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, NewMembershipInline]
 
     def get_fields(self, request, obj=None):
         return self.add_fields if obj is None else super().get_fields(request, obj)

@@ -29,6 +29,14 @@ def moment_html(moment) -> str:
     return format_html('<span title="{}">{}</span>', moment.isoformat(), relative_time(moment))
 
 
+def value_link(url: str, text: Any) -> str:
+    """A link in a read-only value or a list cell that looks like one (the theme draws a
+    read-only value's link as plain text)."""
+    return format_html(
+        '<a href="{}" class="text-primary-600 underline dark:text-primary-500">{}</a>', url, text
+    )
+
+
 def superuser_only(request) -> bool:
     """Plumbing (users, groups, keys, tokens, deliveries, the task queue) is the instance
     admin's; a board member's sidebar shows the work."""

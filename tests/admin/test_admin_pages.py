@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
@@ -117,3 +118,43 @@ def test_a_company_filter_names_only_the_staff_members_companies(client, company
 
     assert response.status_code == 200
     assert "Elsewhere Incorporated" not in response.content.decode()
+
+
+def test_a_company_page_links_each_seat_and_adds_one_by_a_searched_user(staff, company):
+    seated = factories.MembershipFactory(company=company, user__username="ada")
+    newcomer = factories.UserFactory(username="grace")
+    url = reverse("admin:companies_company_change", args=[company.pk])
+
+    page = staff.get(url)
+
+    seats, new_seats = page.context["inline_admin_formsets"]
+    html = page.content.decode()
+    user_url = reverse("admin:companies_user_change", args=[quote(seated.user_id)])
+    assert f'href="{user_url}"' in html  # the seated user, read-only, as a link
+    assert [form.instance for form in seats.formset.forms] == [seated]
+    assert new_seats.formset.forms == []  # the search is in the "add" row only
+    assert "admin-autocomplete" in str(new_seats.formset.empty_form["user"])
+
+    initial = page.context["adminform"].form.initial
+    data = {key: initial[key] for key in ("name", "description", "status", "budget_monthly_cents")}
+    for formset in (seats.formset, new_seats.formset):
+        for key, value in formset.management_form.initial.items():
+            data[f"{formset.prefix}-{key}"] = value
+    data[f"{seats.formset.prefix}-0-id"] = seated.pk
+    data[f"{seats.formset.prefix}-0-role"] = seated.role
+    data[f"{seats.formset.prefix}-0-company"] = company.pk
+    prefix = new_seats.formset.prefix
+    data.update(
+        {
+            f"{prefix}-TOTAL_FORMS": 1,
+            f"{prefix}-0-user": newcomer.pk,
+            f"{prefix}-0-company": company.pk,
+            f"{prefix}-0-role": Membership.Role.VIEWER,
+        }
+    )
+
+    response = staff.post(url, data)
+
+    assert response.status_code == 302
+    assert Membership.objects.get(company=company, user=newcomer).role == Membership.Role.VIEWER
+    assert Membership.objects.filter(company=company).count() == 2

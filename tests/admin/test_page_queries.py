@@ -185,27 +185,8 @@ PAGES: dict[str, Callable] = {
     ),
 }
 
-# N+1s in code this change may not touch (agents/admin.py and issues/admin/* are another hand's,
-# the seat inline is shared): marked until fixed (strict: a fix fails the mark, to be removed).
-KNOWN_N_PLUS_1: dict[str, str] = {
-    "company": "N+1: companies/admin.py MembershipInline.autocomplete_fields: Django's"
-    " AutocompleteSelect.optgroups queries the selected option of each widget, so each seat row"
-    " costs one query for its user",
-    "user": "N+1: companies/admin.py MembershipInline.autocomplete_fields: Django's"
-    " AutocompleteSelect.optgroups queries the selected option of each widget, so each seat row"
-    " costs one query for its company",
-}
 
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_N_PLUS_1[name]))
-        if name in KNOWN_N_PLUS_1
-        else name
-        for name in PAGES
-    ],
-)
+@pytest.mark.parametrize("name", list(PAGES))
 def test_a_page_costs_the_same_queries_for_3_rows_as_for_30(staff, company, agent, name):
     scene = PAGES[name]
 
