@@ -21,6 +21,7 @@ import hashlib
 import re
 from collections.abc import Callable
 
+from django.db.models import Count, Max, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import parse_etags
 
@@ -90,4 +91,29 @@ def not_modified(response: HttpResponse) -> HttpResponse:
         if response.has_header(name):
             answer[name] = response[name]
     answer.cookies = response.cookies
+    return answer
+
+
+def version_etag(request: HttpRequest, rows: QuerySet) -> str:
+    """A list's tag read without building the list: the request (path and query, so a page,
+    a filter and a cursor are each their own) and how many `rows` there are and when the
+    latest of them changed, in one aggregate statement.
+
+    Sound because every change to what a row renders moves its `updated_at` (the services
+    `touch` a row they write, and the rows a change alters from elsewhere: a label renamed, a
+    dependency or parent deleted), a row entering the list is such a change, and one leaving it
+    changes the count."""
+    seen = rows.order_by().aggregate(count=Count("pk"), latest=Max("updated_at"))
+    latest = seen["latest"].isoformat() if seen["latest"] else ""
+    digest = hashlib.sha256(f"{request.get_full_path()}\n{seen['count']}\n{latest}".encode())
+    return f'"v{digest.hexdigest()[:32]}"'
+
+
+def unchanged(request: HttpRequest, etag: str) -> HttpResponse | None:
+    """304 with `etag` when the client's `If-None-Match` holds it, before the view builds what
+    the tag stands for; else None (the view builds it and sets `ETag: etag` on its 200)."""
+    if not if_none_match(request.headers.get("If-None-Match"), etag):
+        return None
+    answer = HttpResponseNotModified()
+    answer["ETag"] = etag
     return answer

@@ -93,9 +93,7 @@ def revoke_elsewhere(key: AgentApiKey) -> None:
     AgentApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
 
 
-def test_a_key_revoked_by_another_process_is_refused_once_the_cache_period_ends(
-    agent, settings
-):
+def test_a_key_revoked_by_another_process_is_refused_once_the_cache_period_ends(agent, settings):
     settings.PAPERCLIP_AUTH_CACHE_SECONDS = 1
     key = factories.AgentApiKeyFactory(agent=agent)
     client = client_for(key.token)

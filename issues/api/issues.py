@@ -38,6 +38,7 @@ from paperclip.api.serializers import (
     PlannedRepresentationMixin,
 )
 from paperclip.api.viewsets import ScopedViewSet, found
+from paperclip.conditional import unchanged, version_etag
 from paperclip.ids import parse_id
 
 
@@ -379,13 +380,11 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
     ordering_keys = (("priority", False), ("updated_at", True), ("id", True))
 
     def get_base_queryset(self):
-        if self.action == "list":
-            return Issue.objects.with_relations()
         if self.action == "retrieve":
             return Issue.objects.select_related("project", "goal").prefetch_related(
                 *LIST_PREFETCHES
             )
-        if self.action == "checkout":
+        if self.action in ("list", "checkout"):
             return Issue.objects.all()
         # Writes: the service re-reads and locks what it needs; `project` for its paused check.
         return Issue.objects.select_related("company", "project")
@@ -398,8 +397,15 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
     @extend_schema(responses=IssueSerializer(many=True))
     def list(self, request, company_pk: str):
         queryset = self.filter_queryset(self.get_queryset().visible_on_board())
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(IssueSerializer(page, many=True).data)
+        # An agent polls its inbox: a repeat with the tag it holds is answered from one
+        # aggregate statement, without reading the page.
+        etag = version_etag(request, queryset)
+        if (not_modified := unchanged(request, etag)) is not None:
+            return not_modified
+        page = self.paginate_queryset(queryset.with_relations())
+        response = self.get_paginated_response(IssueSerializer(page, many=True).data)
+        response["ETag"] = etag
+        return response
 
     @extend_schema(request=IssueWriteSerializer, responses={201: IssueSerializer})
     def create(self, request, company_pk: str):

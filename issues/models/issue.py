@@ -169,6 +169,12 @@ class IssueQuerySet(CompanyScopedQuerySet):
         clone._iterable_class = _WithRelations
         return clone
 
+    def touch(self) -> int:
+        """A new version of these issues, whose representation a change elsewhere altered (a
+        label renamed or deleted, a parent or a dependency deleted): their ETags and the
+        versions of the lists holding them move (`paperclip.conditional.version_etag`)."""
+        return self.update(version=F("version") + 1, updated_at=timezone.now())
+
     def with_project_state(self):
         """Issues with whether their project is paused (`Issue.project_is_paused`), read in a
         subquery rather than a join (a row locked for update is re-read alone)."""

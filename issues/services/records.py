@@ -11,6 +11,8 @@ from companies.models import Company
 from companies.services import apply_changes, log_change
 from issues.models import (
     Goal,
+    Issue,
+    Label,
     Project,
 )
 from issues.services.relations import lock_company_graph, refuse_cycle
@@ -52,6 +54,8 @@ def record_update(*, actor: Actor, record, changes: dict[str, Any]):
             diff[camel(name[:-1] + "_ids")] = {"from": sorted(before), "to": sorted(after)}
     if diff:
         record.save()
+        if isinstance(record, Label):
+            Issue.objects.filter(labels=record).touch()  # they show its name and colour
         log_change(actor, record, f"{model._meta.model_name}.updated", {"changes": diff})
     return record
 
@@ -62,6 +66,8 @@ def record_delete(*, actor: Actor, record) -> None:
     ensure_board(actor, record.company_id)
     model_name = record._meta.model_name
     log_change(actor, record, f"{model_name}.deleted", {"name": str(record)})
+    if isinstance(record, Label):
+        Issue.objects.filter(labels=record).touch()  # they no longer show it
     record.delete()
 
 

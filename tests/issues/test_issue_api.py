@@ -862,9 +862,10 @@ def without_savepoints(queries: list[str]) -> list[str]:
 
 
 # The list's queries, whatever the number of rows: the board token (with its user), the caller's
-# memberships, the company, and the page of issues with their labels and dependencies (in the
-# same statement, IssueQuerySet.with_relations). The request's transaction adds its savepoints.
-LIST_QUERIES = 4
+# memberships, the company, the list's version (its ETag), and the page of issues with their
+# labels and dependencies (in the same statement, IssueQuerySet.with_relations). The request's
+# transaction adds its savepoints.
+LIST_QUERIES = 5
 
 
 def test_list_query_count_does_not_grow_with_the_number_of_issues(board, company):
