@@ -477,7 +477,7 @@ class NewMembershipInline(CompanyScopedAdmin, TabularInline):
     autocomplete_fields = ["user", "company"]
     form = AdminForm
     fields = ("user", "company", "role")
-    verbose_name = "new membership"
+    verbose_name = "membership"
     verbose_name_plural = "add memberships"
 
     def get_queryset(self, request):
@@ -519,7 +519,8 @@ class CompanyAdmin(CompanyScopedAdmin, ServiceAdmin):
     search_fields = ("name", "issue_prefix")
     readonly_fields = ("id", "issue_prefix", "issue_counter", "created_at", "updated_at")
     fields = (
-        ("id", "issue_prefix", "issue_counter"),
+        "id",  # a long value: a row of its own, not squeezed beside the prefix's label
+        ("issue_prefix", "issue_counter"),
         "name",
         "description",
         "status",

@@ -140,3 +140,29 @@ def test_a_console_error_or_a_failing_request_is_reported(board_page, page_watch
         "console error: Failed to load resource: the server responded with a status of 404 "
         "(Not Found) (/admin/no-such-page/)",
     ]
+
+
+# Nothing wider than the screen: no page scrolls sideways and no table or inline scrolls inside
+# its card (a scrollbar there hides the last column), at 1280 px; at 390 px no page scrolls
+# sideways and seats' rows (stacked on a phone) fit in their card.
+OVERFLOW = """() => {
+  const wide = [];
+  if (document.documentElement.scrollWidth > innerWidth) wide.push("the page");
+  for (const el of document.querySelectorAll("#result_list, .inline-group table, .tabular")) {
+    let box = el.parentElement;
+    while (box && getComputedStyle(box).overflowX === "visible") box = box.parentElement;
+    if (box && box.scrollWidth > box.clientWidth + 1) wide.push(el.id || el.className);
+  }
+  return wide;
+}"""
+
+
+@pytest.mark.parametrize("name", ["project", "user", "company", "webhook-endpoint"])
+def test_an_objects_page_fits_the_screen(board_page, world, name):
+    url_name, key = PAGES[name]
+    board_page.goto(reverse(url_name, args=[quote(world[key].pk)]))
+
+    for size in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        board_page.set_viewport_size(size)
+        assert board_page.evaluate(OVERFLOW) == [], size
+
