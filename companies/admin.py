@@ -503,11 +503,16 @@ class UserAdmin(DjangoUserAdmin, ModelAdmin):
 
     fieldsets = ((None, {"fields": ("id", "username", "password")}), *DjangoUserAdmin.fieldsets[1:])
     readonly_fields = ("id",)
-    list_display = ("username", "email", "is_staff", "is_superuser", "id")
+    # The `usr_` id is on the user's page: as a column it pushed the list past a 1280 px screen.
+    list_display = ("username", "email", "is_staff", "is_superuser", "last_seen")
     inlines = [MembershipInline, NewMembershipInline]
 
     def get_formset_kwargs(self, request, obj, inline, prefix):
         return seats_with_names(super().get_formset_kwargs(request, obj, inline, prefix))
+
+    @admin.display(description="last login", ordering="last_login")
+    def last_seen(self, user: User) -> str:
+        return moment_html(user.last_login)
 
 
 @admin.register(Company)

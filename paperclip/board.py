@@ -6,27 +6,36 @@ badges that say what needs a human now. The home page is the dashboard (`dashboa
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.http import Http404
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 
 
 def relative_time(moment, now=None) -> str:
     """`3 minutes ago`; under a minute, `just now` (not `0 minutes ago`): how the board says
     when, everywhere (`moment_html`, the `ago` template filter, the dashboard)."""
     now = now or timezone.now()
+    if moment > now + timedelta(seconds=59):  # a time to come: a retry, a lease's end
+        return f"in {timeuntil(moment, now)}"
     if (now - moment).total_seconds() < 60:
         return "just now"
     return f"{timesince(moment, now)} ago"
 
 
 def moment_html(moment) -> str:
-    """A list cell's when: relative, the exact time on hover."""
-    return format_html('<span title="{}">{}</span>', moment.isoformat(), relative_time(moment))
+    """A list cell's when: relative, the exact time on hover (`—` for none)."""
+    if moment is None:
+        return "—"
+    return format_html(
+        '<span class="whitespace-nowrap" title="{}">{}</span>',
+        moment.isoformat(),
+        relative_time(moment),
+    )
 
 
 def value_link(url: str, text: Any) -> str:

@@ -5,11 +5,14 @@ read-only but for "Redeliver"."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 
 from agents.models import WebhookDelivery, WebhookEndpoint
 from companies.models import ActivityEvent
@@ -297,3 +300,21 @@ def test_another_companys_board_sees_and_changes_nothing_here(
     assert (refreshed.url, refreshed.secret) == (endpoint.url, endpoint.secret)
     assert WebhookDelivery.objects.count() == 1
     assert not ActivityEvent.objects.exists()
+
+
+def test_the_delivery_log_says_how_an_attempt_went_and_when_the_next_is(client, admin_user):
+    client.force_login(admin_user)
+    factories.WebhookDeliveryFactory(
+        event_type="issue.updated",
+        status=WebhookDelivery.Status.FAILED,
+        response_status=500,
+        duration_ms=84,
+        error="Server error",
+        next_attempt_at=timezone.now() + timedelta(hours=2, seconds=30),
+    )
+
+    html = client.get(reverse("admin:agents_webhookdelivery_changelist")).content.decode()
+
+    assert "500 · 84 ms" in html
+    assert 'title="Server error">Server error<' in html
+    assert ">in 2\xa0hours<" in html

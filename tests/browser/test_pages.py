@@ -166,3 +166,10 @@ def test_an_objects_page_fits_the_screen(board_page, world, name):
         board_page.set_viewport_size(size)
         assert board_page.evaluate(OVERFLOW) == [], size
 
+
+@pytest.mark.parametrize("name", ["webhook-deliveries", "wake-deliveries", "users", "runs"])
+def test_a_list_fits_the_screen_at_1280(board_page, world, name):
+    board_page.set_viewport_size({"width": 1280, "height": 800})
+    board_page.goto(reverse(LISTS[name]))
+
+    assert board_page.evaluate(OVERFLOW) == []
