@@ -42,13 +42,16 @@ from paperclip.errors import (
     InvalidTransition,
     Unprocessable,
 )
-from paperclip.returning import update_returning
+from paperclip.returning import ReturningRead, update_returning
 
 # Fields a PATCH may set directly (status, labels and dependencies have their own handling).
 M2M_FIELDS = ("labels", "dependencies")
 M2M_WIRE_NAMES = {"labels": "labelIds", "dependencies": "dependencyIds"}
 ASSIGNEE_FIELDS = ("assignee_agent", "assignee_user")
 GRAPH_FIELDS = {"parent", "dependencies"}
+
+
+COUNTER_READ = ReturningRead(lambda: Company.objects.only("issue_counter"))
 
 
 def _allocate_number(company: Company) -> int:
@@ -59,7 +62,7 @@ def _allocate_number(company: Company) -> int:
     """
     (counted,) = update_returning(
         Company.objects.filter(pk=company.pk),
-        read=Company.objects.only("issue_counter"),
+        read=COUNTER_READ,
         issue_counter=F("issue_counter") + 1,
     )
     return counted.issue_counter
