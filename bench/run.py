@@ -192,10 +192,20 @@ class Database:
     def drop(self) -> None:
         if not self.created:
             return
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
+        statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(self.name)
+        )
+        # FORCE may not end an autovacuum worker that has just started on the database (that
+        # needs pg_signal_backend): it finishes in moments, so try again a few times.
+        for attempt in range(10):
+            try:
+                with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                    conn.execute(statement)
+                break
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == 9:
+                    raise
+                time.sleep(1)
         self.created = False
 
 
