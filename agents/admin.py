@@ -902,6 +902,11 @@ class WebhookEndpointAdmin(CompanyScopedAdmin, ServiceAdmin):
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Named by what it is for, else by its URL as written (the header capitalised a URL).
+        titled(context, obj, obj and (obj.description or obj.url))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     def get_formset_kwargs(self, request, obj, inline, prefix):
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
         if isinstance(inline, WebhookDeliveryInline) and obj is not None:

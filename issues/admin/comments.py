@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, author_of
+from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, author_of, titled
 from issues.markdown import render_markdown
 from issues.models import Comment
 from paperclip.board import moment_html
@@ -22,6 +22,14 @@ class CommentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     list_select_related = ("issue", "author_agent", "author_user")
     fields = ("issue_link", "author", "when", "rendered")
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The page's title names the issue and the author: read with the comment.
+        return super().get_queryset(request).select_related("issue", "author_agent", "author_user")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        titled(context, obj, obj and f"Comment by {author_of(obj)} on {obj.issue.identifier}")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="comment")
     def excerpt(self, comment: Comment) -> str:

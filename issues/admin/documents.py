@@ -9,11 +9,11 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, author_of
+from companies.admin import CompanyScopedAdmin, ReadOnlyAdmin, ReadOnlyInline, author_of, titled
 from issues.models import Document, DocumentRevision
+from paperclip.board import value_link
 
 
 class DocumentRevisionInline(ReadOnlyInline):
@@ -29,8 +29,7 @@ class DocumentRevisionInline(ReadOnlyInline):
 
     @admin.display(description="diff")
     def diff(self, revision: DocumentRevision):
-        return format_html(
-            '<a href="{}">{}</a>',
+        return value_link(
             reverse(
                 "admin:issues_issue_revision_diff",
                 args=[quote(revision.document.issue_id), quote(revision.pk)],
@@ -65,10 +64,13 @@ class DocumentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     readonly_fields = fields
     inlines = [DocumentRevisionInline]
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        titled(context, obj, obj and f"{obj.issue.identifier} · {obj.key}")
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="issue")
     def issue_link(self, document: Document):
-        return format_html(
-            '<a href="{}">{}</a>',
+        return value_link(
             reverse("admin:issues_issue_change", args=[quote(document.issue_id)]),
             document.issue,
         )

@@ -336,3 +336,37 @@ def test_webhook_endpoints_list_their_events_in_words(staff, company):
     assert "[&quot;*&quot;]" not in html
     assert re.search(r">\s*URL\s*<", html)
     assert not re.search(r">\s*Url\s*<", html)
+
+
+# --- Pages titled in words, not ids ---
+
+
+def test_a_comment_page_is_titled_by_its_author_and_issue(staff, company, agent):
+    comment = factories.CommentFactory(issue__company=company, author_agent=agent)
+
+    html = page(staff, reverse("admin:issues_comment_change", args=[comment.pk]))
+
+    title = f"Comment by Builder on {comment.issue.identifier}"
+    assert re.search(rf"<title>\s*{title} \|", html)
+    assert re.search(rf">\s*{title}\s*</a", html)  # the header
+    assert "Cmt_" not in html
+
+
+def test_a_document_page_is_titled_by_its_issue_and_key_and_links_it(staff, company):
+    document = factories.DocumentFactory(issue__company=company, key="plan")
+    identifier = document.issue.identifier
+
+    html = page(staff, reverse("admin:issues_document_change", args=[document.pk]))
+
+    assert re.search(rf"<title>\s*{identifier} · plan \|", html)
+    issue_url = reverse("admin:issues_issue_change", args=[document.issue_id]).replace("_", "_5F")
+    assert re.search(rf'<a href="{issue_url}" class="[^"]*underline[^"]*">{identifier}', html)
+
+
+def test_a_webhook_endpoint_is_titled_by_its_url_as_written(staff, company):
+    endpoint = factories.WebhookEndpointFactory(company=company, url="https://hooks.example.com/a")
+
+    html = page(staff, reverse("admin:agents_webhookendpoint_change", args=[endpoint.pk]))
+
+    assert re.search(r">\s*https://hooks.example.com/a\s*</a", html)  # the header's last crumb
+    assert "Https://" not in html
