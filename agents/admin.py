@@ -49,7 +49,7 @@ from companies.admin import (
 )
 from companies.authentication import board_actor
 from companies.models import Company
-from paperclip.board import moment_html
+from paperclip.board import moment_html, wake_reason_html, wake_reason_words
 from paperclip.errors import ValidationFailed
 
 
@@ -273,7 +273,7 @@ class AgentAdmin(CompanyScopedAdmin, ServiceFSMAdmin):
                     reverse("admin:agents_heartbeatrun_change", args=[quote(run["id"])]),
                     timezone.localtime(run["created_at"]).strftime("%Y-%m-%d %H:%M"),
                     status_badge(run["status"], RUN_STATUS_COLOURS),
-                    humanized(run["wake_reason"]) or "—",
+                    wake_reason_html(run["wake_reason"]),
                     run["issue_identifier"] or "no issue",
                 )
                 for run in runs
@@ -502,7 +502,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         "agent",
         "state",
         "issue",
-        "wake_reason",
+        "woken_by",
         "lease",
         "started_at",
         "finished_at",
@@ -540,6 +540,10 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         return format_html(
             '<a href="{}" class="underline">{}</a>', url, run.issue_identifier or run.issue_id
         )
+
+    @admin.display(description="Woken by", ordering="wake_reason")
+    def woken_by(self, run: HeartbeatRun) -> str:
+        return wake_reason_html(run.wake_reason)
 
     @admin.display(description="Lease", ordering="lease_expires_at")
     def lease(self, run: HeartbeatRun) -> str:
@@ -657,7 +661,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
     @admin.display(description="Wake reason", ordering="wake_reason")
     def wake(self, run: HeartbeatRun) -> str:
-        return humanized(run.wake_reason) or "—"
+        return wake_reason_html(run.wake_reason)
 
     @admin.display(description="Cost")
     def cost(self, run: HeartbeatRun) -> str:
@@ -714,12 +718,22 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
 
 @admin.register(WakeupRequest)
 class WakeupRequestAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
-    list_display = ("created_at", "agent", "source", "reason", "run", "coalesced")
+    list_display = ("created_at", "agent", "source", "why", "run", "coalesced")
     list_filter = ("source", "coalesced")
     search_fields = ("agent__name", "run__id", "reason")
     # The `run` column is titled by the run's agent (HeartbeatRun.__str__): joined, not a query
     # a row.
     list_select_related = ("agent", "run__agent")
+
+    @admin.display(description="Reason", ordering="reason")
+    def why(self, wake: WakeupRequest) -> str:
+        return wake_reason_html(wake.reason)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            why = wake_reason_words(obj.reason) if obj.reason else obj.source
+            titled(context, obj, f"Wake of {obj.agent.name} ({why})")
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(WakeDelivery)

@@ -38,6 +38,37 @@ def moment_html(moment) -> str:
     )
 
 
+# Why an agent was woken, as the board says it: the runs list, a run's and a wake's page and the
+# issue thread all word a wake reason from this one mapping (`wake_reason_html`).
+WAKE_REASONS = {
+    "issue_assigned": "assigned",
+    "issue_reassigned": "reassigned",
+    "issue_checked_out": "checked out",
+    "issue_commented": "comment",
+    "issue_comment_mentioned": "comment mention",
+    "issue_changes_requested": "changes requested",
+    "issue_ready": "blockers done",
+    "issue_reopened": "reopened",
+    "task_claimed": "task claimed",
+    "approval_approved": "approval approved",
+    "approval_rejected": "approval rejected",
+    "approval_revision_requested": "approval revision requested",
+}
+
+
+def wake_reason_words(code: str) -> str:
+    """`issue_comment_mentioned` → `comment mention`; a code not in `WAKE_REASONS` is spelled
+    out (`some_new_code` → `some new code`)."""
+    return WAKE_REASONS.get(code) or code.replace("_", " ").strip()
+
+
+def wake_reason_html(code: str) -> str:
+    """A wake reason in words, its code on hover (`—` for none)."""
+    if not code:
+        return "—"
+    return format_html('<span title="{}">{}</span>', code, wake_reason_words(code))
+
+
 def value_link(url: str, text: Any) -> str:
     """A link in a read-only value or a list cell that looks like one (the theme draws a
     read-only value's link as plain text)."""

@@ -24,6 +24,7 @@ from agents.models import CHECKED_OUT, LOCK_ADOPTED, Agent, HeartbeatRun
 from companies.models import ActivityEvent, User
 from issues.markdown import render_markdown
 from issues.models import Attachment, Comment, Document, DocumentRevision, Issue, Priority
+from paperclip.board import wake_reason_html
 
 # Activity rows whose subject the timeline shows as its own entry (the comment, the revision).
 SHOWN_AS_ENTRIES = ("issue.comment_added", "document.created", "document.revised")
@@ -194,6 +195,7 @@ def issue_thread(issue: Issue) -> list[dict[str, Any]]:
                 url=reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]),
                 live=run.is_live,
                 colour=RUN_STATUS_COLOURS.get(run.status, ""),
+                woken_by=wake_reason_html(run.wake_reason) if run.wake_reason else "",
             )
         )
     revisions = (

@@ -40,7 +40,8 @@ def test_issue_page_shows_the_lock_holder_and_its_runs(staff, company, agent):
     assert reverse("admin:agents_heartbeatrun_change", args=[quote(run.pk)]) in page
     assert "Builder's run</a>" in page
     assert "running (live)" in page
-    assert "woken by issue_assigned" in page  # the run's entry in the thread
+    # the run's entry in the thread, its reason in words (the code on hover)
+    assert 'woken by <span title="issue_assigned">assigned</span>' in page
 
 
 def test_a_stale_lock_is_labelled_stale(staff, company, agent):

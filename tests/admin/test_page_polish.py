@@ -229,7 +229,7 @@ def test_the_agent_page_lists_its_runs_and_open_issues(staff, company, agent):
     html = page(staff, agent_url(agent))
 
     assert reverse("admin:agents_heartbeatrun_change", args=[run.pk]).replace("_", "_5F") in html
-    assert "Issue assigned" in html
+    assert '<span title="issue_assigned">assigned</span>' in html  # the code on hover
     assert f">{issue.identifier}</a>" in html
 
 
@@ -272,8 +272,8 @@ def test_a_run_is_titled_by_its_agent_and_links_its_issue_by_identifier(staff, c
     issue_url = reverse("admin:issues_issue_change", args=[issue.pk])
     assert f'<a href="{issue_url}" class="underline">{issue.identifier}</a>' in html
     assert "Issue id" not in html
-    assert "Issue assigned" in html
-    assert "issue_assigned" not in html
+    assert '<span title="issue_assigned">assigned</span>' in html
+    assert "issue_assigned" not in re.sub(r'title="[^"]*"', "", html)  # only on hover
     assert "Reported data" not in html  # every JSON column is empty
 
 
@@ -361,6 +361,14 @@ def test_a_document_page_is_titled_by_its_issue_and_key_and_links_it(staff, comp
     assert re.search(rf"<title>\s*{identifier} · plan \|", html)
     issue_url = reverse("admin:issues_issue_change", args=[document.issue_id]).replace("_", "_5F")
     assert re.search(rf'<a href="{issue_url}" class="[^"]*underline[^"]*">{identifier}', html)
+
+
+def test_a_wake_page_is_titled_by_its_agent_and_reason_in_words(staff, agent):
+    wake = factories.WakeupRequestFactory(run__agent=agent, reason="issue_assigned")
+
+    html = page(staff, reverse("admin:agents_wakeuprequest_change", args=[wake.pk]))
+
+    assert re.search(r"<title>\s*Wake of Builder \(assigned\) \|", html)
 
 
 def test_a_webhook_endpoint_is_titled_by_its_url_as_written(staff, company):
