@@ -586,6 +586,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
         "wake",
         "invocation_source",
         "status_now",
+        "times",
         "created_at",
         "started_at",
         "finished_at",
@@ -613,7 +614,7 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
                     ("agent_link", "issue"),
                     ("wake", "invocation_source"),
                     "status_now",
-                    ("created_at", "started_at", "finished_at"),
+                    "times",
                 )
             },
         ),
@@ -662,6 +663,19 @@ class HeartbeatRunAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmin
     @admin.display(description="Wake reason", ordering="wake_reason")
     def wake(self, run: HeartbeatRun) -> str:
         return wake_reason_html(run.wake_reason)
+
+    @admin.display(description="When")
+    def times(self, run: HeartbeatRun) -> str:
+        """Queued, started and ended in one line, each relative with the exact time on hover
+        (three dates side by side were squeezed onto three lines each)."""
+        moments = (
+            ("queued", run.created_at),
+            ("started", run.started_at),
+            ("ended", run.finished_at),
+        )
+        return format_html_join(
+            " · ", "{} {}", ((word, moment_html(at)) for word, at in moments if at is not None)
+        )
 
     @admin.display(description="Cost")
     def cost(self, run: HeartbeatRun) -> str:

@@ -275,6 +275,11 @@ def test_a_run_is_titled_by_its_agent_and_links_its_issue_by_identifier(staff, c
     assert '<span title="issue_assigned">assigned</span>' in html
     assert "issue_assigned" not in re.sub(r'title="[^"]*"', "", html)  # only on hover
     assert "Reported data" not in html  # every JSON column is empty
+    # when it was queued and started: on one line, relative, the exact time on hover
+    assert re.search(r'queued <span class="whitespace-nowrap" title="[^"]+">[^<]+</span>', html)
+    assert re.search(
+        r'started <span class="whitespace-nowrap" title="[^"]+">1\xa0minute ago<', html
+    )
 
 
 def test_a_run_shows_what_it_reported_and_what_it_cost(staff, agent):
