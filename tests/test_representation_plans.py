@@ -47,6 +47,16 @@ def issues(company, agent):
     return [bare, full]
 
 
+def test_an_issue_list_rendered_from_rows_is_what_drf_renders_from_instances(issues):
+    ids = [issue.pk for issue in issues]
+    rows = Issue.objects.filter(pk__in=ids).order_by("pk").rows()
+    instances = Issue.objects.filter(pk__in=ids).order_by("pk").with_list_relations()
+
+    assert [IssueSerializer(row).data for row in rows] == [
+        drf(IssueSerializer, issue) for issue in instances
+    ]
+
+
 @pytest.mark.parametrize("serializer_class", PLANNED, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("read", ["with_relations", "prefetched", "plain"])
 def test_a_planned_serializer_answers_what_drf_answers(serializer_class, read, issues):

@@ -402,7 +402,7 @@ class IssueViewSet(IssueLookupMixin, ScopedViewSet):
         etag = version_etag(request, queryset)
         if (not_modified := unchanged(request, etag)) is not None:
             return not_modified
-        page = self.paginate_queryset(queryset.with_relations())
+        page = self.paginate_queryset(queryset.rows())
         response = self.get_paginated_response(IssueSerializer(page, many=True).data)
         response["ETag"] = etag
         return response

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connections, models
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, JSONObject
-from django.db.models.query import ModelIterable
+from django.db.models.query import ModelIterable, ValuesIterable
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
@@ -174,6 +175,14 @@ class IssueQuerySet(CompanyScopedQuerySet):
         versions of the lists holding them move (`paperclip.conditional.version_etag`)."""
         return self.update(version=F("version") + 1, updated_at=timezone.now())
 
+    def rows(self):
+        """These issues as `IssueRow`s (plain values, their labels and dependencies read with
+        them): what a list renders, without a model instance per row."""
+        names = [field.attname for field in Issue._meta.concrete_fields]
+        clone = self.with_relations().values(*names, "label_rows", "dependency_rows")
+        clone._iterable_class = _IssueRows
+        return clone
+
     def with_project_state(self):
         """Issues with whether their project is paused (`Issue.project_is_paused`), read in a
         subquery rather than a join (a row locked for update is re-read alone)."""
@@ -214,6 +223,34 @@ class _WithRelations(ModelIterable):
         for issue in super().__iter__():
             issue.adopt_relations()
             yield issue
+
+
+class IssueRow(SimpleNamespace):
+    """An issue read as values, to be rendered and nothing else (`IssueQuerySet.rows`): its
+    columns by attribute name and, like an instance, `pk`, `label_list()` and
+    `dependency_list()`, so the issue serializers render it as they render an instance."""
+
+    @property
+    def pk(self) -> str:
+        return self.id
+
+    def label_list(self) -> list[SimpleNamespace]:
+        return sorted(self.labels_read, key=lambda label: label.name)
+
+    def dependency_list(self) -> list[SimpleNamespace]:
+        return sorted(self.dependencies_read, key=lambda issue: issue.pk)
+
+
+class _IssueRows(ValuesIterable):
+    def __iter__(self):
+        for values in super().__iter__():
+            labels = values.pop("label_rows") or ()
+            dependencies = values.pop("dependency_rows") or ()
+            yield IssueRow(
+                **values,
+                labels_read=[SimpleNamespace(pk=row["id"], **row) for row in labels],
+                dependencies_read=[SimpleNamespace(pk=row["id"], **row) for row in dependencies],
+            )
 
 
 def _adopted(issues: list[Issue]) -> Issue | None:
