@@ -463,6 +463,10 @@ class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
             output_tokens=int(self.cost_output_tokens),
         )
 
+    def costs_nothing_yet(self) -> None:
+        """A run just started has no cost events: `cost` needs no query to say so."""
+        self.__dict__.update(cost_usd=Decimal(0), cost_input_tokens=0, cost_output_tokens=0)
+
     def _renew(self) -> None:
         self.lease_expires_at = timezone.now() + timedelta(seconds=settings.PAPERCLIP_LEASE_SECONDS)
 

@@ -41,8 +41,8 @@ def _refuse_unready(issue: Issue) -> None:
             code="dependencies_pending",
             details={"taskId": issue.pk, "pendingDependencies": pending},
         )
-    spent = issue.spent_usd  # what the runs that claimed it cost
-    if issue.budget_usd is not None and spent >= issue.budget_usd:
+    # What the runs that claimed it cost: read only when it has a budget to spend.
+    if issue.budget_usd is not None and (spent := issue.spent_usd) >= issue.budget_usd:
         raise Conflict(
             "The task's budget is spent",
             code="budget_exhausted",
@@ -124,7 +124,8 @@ def task_claim(*, actor: Actor, issue: Issue) -> HeartbeatRun:
     )
     run.start()
     run.lease_acquired_at = run.started_at
-    run.save()
+    run.save(force_insert=True)  # a new row: no UPDATE tried first
+    run.costs_nothing_yet()
 
     previous = issue.status
 
