@@ -173,3 +173,28 @@ def test_a_list_fits_the_screen_at_1280(board_page, world, name):
     board_page.goto(reverse(LISTS[name]))
 
     assert board_page.evaluate(OVERFLOW) == []
+
+
+# Each card's move-to select shows its status in full ("In Progress" was clipped at 1280 px).
+CLIPPED_SELECTS = """() => {
+  const ruler = document.createElement("canvas").getContext("2d");
+  return [...document.querySelectorAll("article.pc-card select")].flatMap((select) => {
+    const style = getComputedStyle(select);
+    ruler.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    return [...select.options].filter((option) => {
+      const needed = ruler.measureText(option.text).width + parseFloat(style.paddingLeft) +
+        parseFloat(style.paddingRight) + parseFloat(style.borderLeftWidth) +
+        parseFloat(style.borderRightWidth) + (style.appearance === "none" ? 0 : 20);  // the
+      // browser's own arrow, about 20 px, is drawn inside the padding
+      return needed > select.getBoundingClientRect().width;
+    }).map((option) => option.text);
+  });
+}"""
+
+
+def test_a_kanban_cards_move_to_select_shows_every_status_in_full(board_page, world):
+    board_page.goto(f"{reverse('admin:issues_issue_kanban')}?company={world['company'].pk}")
+
+    for size in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
+        board_page.set_viewport_size(size)
+        assert board_page.evaluate(CLIPPED_SELECTS) == [], size
