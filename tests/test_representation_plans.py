@@ -10,9 +10,11 @@ import pytest
 from django.utils import timezone
 from rest_framework import serializers
 
+from agents.authentication import agent_actor
 from issues.api.inbox import InboxItemSerializer
 from issues.api.issues import IssueDetailSerializer, IssueSerializer, LabelSummarySerializer
 from issues.models import Issue
+from issues.selectors import inbox_lite, inbox_rows
 from issues.v1.tasks import TaskSerializer
 from tests import factories
 
@@ -55,6 +57,15 @@ def test_an_issue_list_rendered_from_rows_is_what_drf_renders_from_instances(iss
     assert [IssueSerializer(row).data for row in rows] == [
         drf(IssueSerializer, issue) for issue in instances
     ]
+
+
+def test_an_inbox_rendered_from_rows_is_what_drf_renders_from_instances(issues, agent):
+    rows = inbox_rows(inbox_lite(agent_actor(agent)), limit=100)
+    instances = inbox_lite(agent_actor(agent)).select_related("checkout_run")
+
+    rendered = [InboxItemSerializer(row).data for row in rows]
+    assert [item["activeRun"] is not None for item in rendered] == [True]  # its live run
+    assert rendered == [drf(InboxItemSerializer, issue) for issue in instances]
 
 
 @pytest.mark.parametrize("serializer_class", PLANNED, ids=lambda c: c.__name__)
