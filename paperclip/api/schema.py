@@ -188,13 +188,38 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
 }
 
 
+# Conditional GET (`paperclip.conditional`): every JSON GET answers an ETag, and 304 when the
+# client's If-None-Match holds it.
+IF_NONE_MATCH_PARAMETER = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The `ETag` of an answer you hold: 304 with no body while it is current.",
+    "schema": {"type": "string"},
+}
+ETAG_HEADER = {
+    "description": "The answer's version: send it back in `If-None-Match`.",
+    "schema": {"type": "string"},
+}
+NOT_MODIFIED_RESPONSE = {
+    "description": "Not Modified: the answer whose ETag If-None-Match named is still current.",
+    "headers": {"ETag": ETAG_HEADER},
+}
+
+
 class AutoSchema(SpectacularAutoSchema):
-    """drf-spectacular's AutoSchema, declaring each operation's error responses."""
+    """drf-spectacular's AutoSchema, declaring each operation's error responses and, for a GET,
+    its conditional form."""
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
             return None
+        ok = operation["responses"].get("200", {})
+        if self.method == "GET" and "application/json" in ok.get("content", {}):
+            operation.setdefault("parameters", []).append(dict(IF_NONE_MATCH_PARAMETER))
+            ok.setdefault("headers", {})["ETag"] = ETAG_HEADER
+            operation["responses"]["304"] = NOT_MODIFIED_RESPONSE
         if self.method == "POST":
             parameter = {
                 **IDEMPOTENCY_KEY_PARAMETER,
