@@ -148,10 +148,12 @@ def test_a_console_error_or_a_failing_request_is_reported(board_page, page_watch
 OVERFLOW = """() => {
   const wide = [];
   if (document.documentElement.scrollWidth > innerWidth) wide.push("the page");
-  for (const el of document.querySelectorAll("#result_list, .inline-group table, .tabular")) {
-    let box = el.parentElement;
-    while (box && getComputedStyle(box).overflowX === "visible") box = box.parentElement;
-    if (box && box.scrollWidth > box.clientWidth + 1) wide.push(el.id || el.className);
+  for (const box of document.querySelectorAll("#content *")) {
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(box).overflowX);
+    if (scrolls && box.scrollWidth > box.clientWidth + 1) {
+      const inside = box.querySelector("#result_list, table, fieldset");
+      wide.push((inside && (inside.id || inside.className)) || box.className);
+    }
   }
   return wide;
 }"""
@@ -198,3 +200,13 @@ def test_a_kanban_cards_move_to_select_shows_every_status_in_full(board_page, wo
     for size in ({"width": 1280, "height": 800}, {"width": 390, "height": 844}):
         board_page.set_viewport_size(size)
         assert board_page.evaluate(CLIPPED_SELECTS) == [], size
+
+
+def test_a_seat_being_added_on_a_phone_fits_its_card(board_page, world):
+    board_page.set_viewport_size({"width": 390, "height": 844})
+    board_page.goto(reverse("admin:companies_company_change", args=[quote(world["company"].pk)]))
+
+    board_page.get_by_text("Add another Membership").click()
+
+    assert board_page.locator(".select2-container:visible").last.bounding_box()["width"] > 150
+    assert board_page.evaluate(OVERFLOW) == []
