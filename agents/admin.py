@@ -739,6 +739,13 @@ class WakeupRequestAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     # a row.
     list_select_related = ("agent", "run__agent")
 
+    readonly_fields = ("why",)
+
+    def get_fields(self, request, obj=None):
+        # The page says the reason in words too (the code on hover), where the list does.
+        fields = [name for name in super().get_fields(request, obj) if name != "why"]
+        return [("why" if name == "reason" else name) for name in fields]
+
     @admin.display(description="Reason", ordering="reason")
     def why(self, wake: WakeupRequest) -> str:
         return wake_reason_html(wake.reason)

@@ -374,6 +374,7 @@ def test_a_wake_page_is_titled_by_its_agent_and_reason_in_words(staff, agent):
     html = page(staff, reverse("admin:agents_wakeuprequest_change", args=[wake.pk]))
 
     assert re.search(r"<title>\s*Wake of Builder \(assigned\) \|", html)
+    assert html.count('<span title="issue_assigned">assigned</span>') == 1  # its Reason, in words
 
 
 def test_a_webhook_endpoint_is_titled_by_its_url_as_written(staff, company):
