@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from django.db.models import QuerySet
 
-from agents.models import HeartbeatRun
 from issues.models import Issue, Status
+from issues.models.issue import HOLDER_COLUMNS, pop_holder
 from paperclip.actors import Actor
 from paperclip.errors import NotAllowed
 
@@ -29,17 +29,14 @@ def inbox_lite(actor: Actor) -> QuerySet[Issue]:
 
 INBOX_COLUMNS = ("id", "identifier", "title", "status", "priority", "parent_id", "project_id",
                  "goal_id", "updated_at")  # fmt: skip
-RUN_COLUMNS = ("id", "agent_id", "status", "lease_expires_at")
 
 
 def inbox_rows(issues: QuerySet[Issue], *, limit: int) -> list[SimpleNamespace]:
     """The first `limit` of `issues` as rows of what an inbox item shows (no issue instance per
-    row), each with the run holding it (`checkout_run`, a run instance: whether it is live is
-    the run's to say) or None."""
-    runs = [f"checkout_run__{column}" for column in RUN_COLUMNS]
-    rows = []
-    for values in issues.values(*INBOX_COLUMNS, *runs)[:limit]:
-        run = {column: values.pop(f"checkout_run__{column}") for column in RUN_COLUMNS}
-        holder = HeartbeatRun(**run) if run["id"] else None
-        rows.append(SimpleNamespace(**values, checkout_run=holder))
-    return rows
+    row), each with the run holding it (`checkout_run`: a run instance, since whether it is live
+    is the run's to say) or None."""
+    holder = [f"checkout_run__{column}" for column in HOLDER_COLUMNS]
+    return [
+        SimpleNamespace(**values, checkout_run=pop_holder(values))
+        for values in issues.values(*INBOX_COLUMNS, *holder)[:limit]
+    ]

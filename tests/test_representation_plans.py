@@ -59,6 +59,17 @@ def test_an_issue_list_rendered_from_rows_is_what_drf_renders_from_instances(iss
     ]
 
 
+def test_a_task_list_rendered_from_rows_is_what_drf_renders_from_instances(issues):
+    ids = [issue.pk for issue in issues]
+    tasks = Issue.objects.filter(pk__in=ids).order_by("pk").with_spent()
+    rows = tasks.rows(with_holder=True)
+    instances = tasks.select_related("checkout_run").with_list_relations()
+
+    rendered = [TaskSerializer(row).data for row in rows]
+    assert [task["currentRunId"] is not None for task in rendered] == [False, True]
+    assert rendered == [drf(TaskSerializer, issue) for issue in instances]
+
+
 def test_an_inbox_rendered_from_rows_is_what_drf_renders_from_instances(issues, agent):
     rows = inbox_rows(inbox_lite(agent_actor(agent)), limit=100)
     instances = inbox_lite(agent_actor(agent)).select_related("checkout_run")

@@ -175,11 +175,16 @@ class IssueQuerySet(CompanyScopedQuerySet):
         versions of the lists holding them move (`paperclip.conditional.version_etag`)."""
         return self.update(version=F("version") + 1, updated_at=timezone.now())
 
-    def rows(self):
-        """These issues as `IssueRow`s (plain values, their labels and dependencies read with
-        them): what a list renders, without a model instance per row."""
+    def rows(self, *, with_holder: bool = False):
+        """These issues as `IssueRow`s (plain values and this queryset's annotations, their
+        labels and dependencies read with them; `with_holder`: the run holding each, as
+        `checkout_run`): what a list renders, without a model instance per row."""
         names = [field.attname for field in Issue._meta.concrete_fields]
-        clone = self.with_relations().values(*names, "label_rows", "dependency_rows")
+        annotated = [name for name in self.query.annotations if name not in names]
+        holder = [f"checkout_run__{column}" for column in HOLDER_COLUMNS] if with_holder else []
+        clone = self.with_relations().values(
+            *names, *annotated, "label_rows", "dependency_rows", *holder
+        )
         clone._iterable_class = _IssueRows
         return clone
 
@@ -241,11 +246,24 @@ class IssueRow(SimpleNamespace):
         return sorted(self.dependencies_read, key=lambda issue: issue.pk)
 
 
+# What a row read with the run holding its issue carries of that run (`checkout_run__<column>`):
+# enough for the run to say whether it is live.
+HOLDER_COLUMNS = ("id", "agent_id", "status", "lease_expires_at")
+
+
+def pop_holder(values: dict) -> HeartbeatRun | None:
+    """The run holding a row's issue, from its `checkout_run__<column>` values (removed)."""
+    run = {column: values.pop(f"checkout_run__{column}") for column in HOLDER_COLUMNS}
+    return HeartbeatRun(**run) if run["id"] else None
+
+
 class _IssueRows(ValuesIterable):
     def __iter__(self):
         for values in super().__iter__():
             labels = values.pop("label_rows") or ()
             dependencies = values.pop("dependency_rows") or ()
+            if "checkout_run__id" in values:
+                values["checkout_run"] = pop_holder(values)
             yield IssueRow(
                 **values,
                 labels_read=[SimpleNamespace(pk=row["id"], **row) for row in labels],

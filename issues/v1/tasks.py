@@ -295,10 +295,13 @@ class TaskViewSet(TaskScopeMixin, V1ViewSet):
     task_kwarg = "pk"
 
     def get_base_queryset(self):
+        if self.action == "list":
+            return Issue.objects.with_spent()  # read as rows (`IssueQuerySet.rows`)
         return Issue.objects.select_related("checkout_run").with_relations().with_spent()
 
     def list(self, request, company_pk: str):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).distinct())
+        tasks = self.filter_queryset(self.get_queryset()).distinct()
+        page = self.paginate_queryset(tasks.rows(with_holder=True))
         return self.get_paginated_response(TaskSerializer(page, many=True).data)
 
     def retrieve(self, request, company_pk: str, pk: str):
