@@ -38,7 +38,8 @@ class CommentAdmin(CompanyScopedAdmin, ReadOnlyAdmin):
     @admin.display(description="issue", ordering="issue__identifier")
     def issue_link(self, comment: Comment) -> str:
         return format_html(
-            '<a href="{}" title="{}">{}</a>',
+            '<a href="{}" title="{}" class="text-primary-600 underline dark:text-primary-500">'
+            "{}</a>",
             reverse("admin:issues_issue_change", args=[quote(comment.issue_id)]),
             comment.issue.title,
             comment.issue.identifier,

@@ -355,6 +355,8 @@ def test_a_comment_page_is_titled_by_its_author_and_issue(staff, company, agent)
     assert re.search(rf"<title>\s*{title} \|", html)
     assert re.search(rf">\s*{title}\s*</a", html)  # the header
     assert "Cmt_" not in html
+    issue_url = reverse("admin:issues_issue_change", args=[comment.issue_id]).replace("_", "_5F")
+    assert re.search(rf'<a href="{issue_url}" title="[^"]*" class="[^"]*underline', html)
 
 
 def test_a_document_page_is_titled_by_its_issue_and_key_and_links_it(staff, company):
