@@ -350,6 +350,39 @@ class HeartbeatRunQuerySet(CompanyScopedQuerySet):
             "-created_at", "-id"
         )
 
+    def prunable(self, before: datetime):
+        """Runs retention may trim (`issues.retention`, `manage.py prune`): finished (any status
+        but queued or running) before `before`, with something left to trim: a stored log, its
+        tail, or one of the bulky fields `PRUNED_RUN_FIELDS` resets. A trimmed run no longer
+        matches, so pruning twice trims nothing the second time. The row itself stays: costs
+        and the activity log point at it."""
+        finished_before = models.Q(finished_at__lt=before) | models.Q(
+            finished_at__isnull=True, created_at__lt=before
+        )
+        bulky = (
+            ~models.Q(log_file="")
+            | ~models.Q(log_tail="")
+            | ~models.Q(error="")
+            | ~models.Q(context={})
+            | ~models.Q(result={})
+            | models.Q(checkpoint__isnull=False)
+        )
+        return self.exclude(status__in=HeartbeatRun.LIVE_STATUSES).filter(finished_before, bulky)
+
+
+# What retention resets on a finished run (`HeartbeatRunQuerySet.prunable`): its output (the
+# stored file's name, the tail), what it was woken with, its error text, the agent's result and
+# its last /v1 checkpoint, each as long as its owner allows. Status, timestamps, exit reason and
+# code, exit details, usage and lease history stay: they are small and say how the run went.
+PRUNED_RUN_FIELDS: dict[str, Any] = {
+    "log_file": "",
+    "log_tail": "",
+    "context": {},
+    "error": "",
+    "result": {},
+    "checkpoint": None,
+}
+
 
 class HeartbeatRun(ConcurrentTransitionMixin, models.Model):
     """One working session of one agent. Live while queued or running with an unexpired lease."""
@@ -547,6 +580,16 @@ class WakeupRequest(models.Model):
         return f"{self.id} → {self.agent} ({self.reason or self.source})"
 
 
+class WakeDeliveryQuerySet(models.QuerySet):
+    def prunable(self, before: datetime):
+        """Attempts retention may delete (`manage.py prune`): made before `before`, of a run
+        that is no longer queued or running. Each row is written once its POST has ended, so
+        none is pending; a live run's attempts stay while it may still be retried."""
+        return self.filter(created_at__lt=before).exclude(
+            run__status__in=HeartbeatRun.LIVE_STATUSES
+        )
+
+
 class WakeDelivery(models.Model):
     """One attempt to POST a wake to an agent's HTTP adapter."""
 
@@ -559,6 +602,8 @@ class WakeDelivery(models.Model):
     succeeded = models.BooleanField(default=False)
     duration_ms = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WakeDeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "attempt"]
@@ -606,6 +651,15 @@ class WebhookEndpoint(OneClockTimestamps, models.Model):
         return self.url
 
 
+class WebhookDeliveryQuerySet(CompanyScopedQuerySet):
+    def prunable(self, before: datetime):
+        """Attempts retention may delete (`manage.py prune`): settled (succeeded or failed)
+        and queued before `before`. A pending attempt stays whatever its age: the worker or
+        `dispatch_events` may still send it. A retry is a new row, so deleting a settled one
+        never stops a retry."""
+        return self.filter(created_at__lt=before).exclude(status=WebhookDelivery.Status.PENDING)
+
+
 class WebhookDelivery(models.Model):
     """One attempt to POST an event to a webhook endpoint (the delivery log of DESIGN §9).
 
@@ -639,7 +693,7 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = CompanyScopedQuerySet.as_manager()
+    objects = WebhookDeliveryQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

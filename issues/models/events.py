@@ -16,6 +16,12 @@ class EventQuerySet(models.QuerySet):
         """Events no dispatcher has committed yet, oldest first."""
         return self.filter(dispatched_at__isnull=True).order_by("created_at", "id")
 
+    def prunable(self, before):
+        """Events retention may delete (`manage.py prune`): dispatched before `before`. Their
+        delivery attempts carry their own copy of the payload, so nothing needs the row once it
+        is fanned out; an undispatched event stays whatever its age."""
+        return self.filter(dispatched_at__lt=before)
+
 
 class Event(models.Model):
     """An event as a receiver gets it (`payload`, the whole envelope, built when it happened), and
