@@ -8,6 +8,8 @@ import factory
 from django.contrib.auth.models import Group
 from django.db.models import F
 from django.utils import timezone
+from django_tasks_db.compat import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from agents.delivery import new_webhook_secret
 from agents.models import (
@@ -20,13 +22,22 @@ from agents.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from companies.models import BoardToken, Company, Membership, User, hash_token, new_secret
+from companies.models import (
+    BoardToken,
+    Company,
+    IdempotencyKey,
+    Membership,
+    User,
+    hash_token,
+    new_secret,
+)
 from issues.models import (
     Approval,
     Comment,
     CostEvent,
     Document,
     DocumentRevision,
+    Event,
     Goal,
     Issue,
     Label,
@@ -322,3 +333,46 @@ def live_run(agent: Agent, **fields) -> HeartbeatRun:
     fields.setdefault("status", HeartbeatRun.Status.RUNNING)
     fields.setdefault("started_at", timezone.now())
     return HeartbeatRunFactory(agent=agent, **fields)
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    """An `issue.created` event in the outbox, not yet dispatched (pass `dispatched_at=`)."""
+
+    class Meta:
+        model = Event
+
+    company = factory.SubFactory(CompanyFactory)
+    type = "issue.created"
+    payload = factory.LazyAttribute(lambda e: {"type": e.type})
+
+
+class IdempotencyKeyFactory(factory.django.DjangoModelFactory):
+    """A kept answer to a POST with an `Idempotency-Key`, valid for the next 24 hours."""
+
+    class Meta:
+        model = IdempotencyKey
+
+    owner = "agent:agt_test"
+    key = factory.Sequence(lambda n: f"key-{n}")
+    fingerprint = "0" * 64
+    state = IdempotencyKey.State.DONE
+    response_status = 201
+    response_data = factory.LazyFunction(lambda: {"id": "x"})
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=24))
+
+
+class TaskResultFactory(factory.django.DjangoModelFactory):
+    """A webhook delivery task the database task backend ran to success just now (pass
+    `status=`, `finished_at=`)."""
+
+    class Meta:
+        model = DBTaskResult
+
+    status = TaskResultStatus.SUCCESSFUL
+    task_path = "agents.delivery.deliver_webhook"
+    args_kwargs = factory.LazyFunction(lambda: {"args": ["whd_x"], "kwargs": {}})
+    backend_name = "default"
+    run_after = factory.LazyFunction(timezone.now)
+    finished_at = factory.LazyFunction(timezone.now)
+    exception_class_path = ""
+    traceback = ""
