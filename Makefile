@@ -23,7 +23,7 @@ help:
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
 	@echo "make bench             benchmark: gunicorn on a throwaway PostgreSQL database (bench/results/)"
-	@echo "make fuzz              schemathesis over /api/openapi.json as an agent and as the board (2-3 min; scripts/fuzz)"
+	@echo "make fuzz              schemathesis over /api/openapi.json as an agent and as the board (the long run, 50 examples; scripts/fuzz)"
 	@echo "make lint              ruff check + ruff format --check"
 	@echo "make format            ruff format + ruff check --fix"
 	@echo "make lock              regenerate requirements.lock from pyproject.toml (uv)"
