@@ -88,6 +88,25 @@ class Unavailable(DomainError):
     default_code = "service_unavailable"
 
 
+class TooManyRequests(DomainError):
+    """The caller must wait `retry_after` seconds before trying again (too many failed
+    authentications from its address or on its key prefix: `paperclip.api.auth_failures`)."""
+
+    default_message = "Too many requests"
+    default_code = "too_many_requests"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: int,
+        code: str | None = None,
+        details: Any = None,
+    ):
+        self.retry_after = retry_after
+        super().__init__(message, code=code, details=details)
+
+
 def validation_error(field: str, message: str) -> ValidationFailed:
     """The common case: one field, one message."""
     return ValidationFailed(details={field: [message]})

@@ -55,6 +55,7 @@ STATUS_OF: dict[type[errors.DomainError], int] = {
     errors.Conflict: 409,
     errors.PreconditionFailed: 412,
     errors.Unprocessable: 422,
+    errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
 
@@ -82,6 +83,8 @@ def _failure(
         headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else {}
         if status_code == 503:
             headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        if isinstance(exc, errors.TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
         return status_code, exc.message, exc.code, exc.details, headers
     if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
         return 401, "Unauthorized", "unauthorized", None, {"WWW-Authenticate": "Bearer"}
