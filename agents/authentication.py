@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.cache import caches
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS
 
 from agents.models import Agent, AgentApiKey, HeartbeatRun
@@ -82,28 +81,32 @@ class AgentKeyAuthentication(BearerAuthentication):
         token = bearer_token(request)
         if token is None or not token.startswith(AGENT_KEY_PREFIX):
             return None
+        self.presented(request, token)
         key = active_key(token)
         if key is None or key.agent.status == Agent.Status.TERMINATED:
-            raise AuthenticationFailed()
+            raise self.failed(request, token)
         return _authenticated(request, key.agent, key)
 
 
 class RunTokenAuthentication(BearerAuthentication):
     """The token a wakeup hands out: it speaks for one agent and one run only."""
 
+    limit_by_key_prefix = False  # every run token begins with the same JWT header
+
     def authenticate(self, request):
         token = bearer_token(request)
         if token is None or token.count(".") != 2:
             return None
+        self.presented(request, token)
         claims = read_run_token(token)
         if claims is None:
-            raise AuthenticationFailed()
+            raise self.failed(request, token)
         run = HeartbeatRun.objects.select_related("agent").filter(pk=claims["run"]).first()
         # A run token speaks for its run only while the run lives: once the run is finished,
         # cancelled or timed out it no longer authenticates (the agent's API key still does).
         if run is None or run.is_terminal or run.agent_id != claims["sub"]:
-            raise AuthenticationFailed()
+            raise self.failed(request, token)
         agent = run.agent
         if agent.status == Agent.Status.TERMINATED:
-            raise AuthenticationFailed()
+            raise self.failed(request, token)
         return _authenticated(request, agent, run, token_run=run)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import AuthenticationFailed
 
 from companies.models import BoardToken, User, hash_token
 from paperclip.actors import Actor
@@ -30,6 +29,7 @@ class BoardTokenAuthentication(BearerAuthentication):
         token = bearer_token(request)
         if token is None or not token.startswith(BOARD_TOKEN_PREFIX):
             return None
+        self.presented(request, token)
         board_token = (
             BoardToken.objects.active()
             .select_related("user")
@@ -37,7 +37,7 @@ class BoardTokenAuthentication(BearerAuthentication):
             .first()
         )
         if board_token is None or not board_token.user.is_active:
-            raise AuthenticationFailed()
+            raise self.failed(request, token)
         touch_last_used(BoardToken.objects, board_token)
         return board_token.user, board_actor(board_token.user, board_token)
 

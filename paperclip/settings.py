@@ -145,6 +145,9 @@ MIDDLEWARE = [
     # /api answers JSON, never an HTML page: refuses a bad Host or a NUL in the URL before any
     # query, and renders what a view (or its transaction) raised.
     "paperclip.api.middleware.ApiEdgeMiddleware",
+    # Counts the failed authentications the bearer classes noted, once the request's
+    # transaction is over (a 401 rolls it back): paperclip.api.auth_failures.
+    "paperclip.api.auth_failures.AuthFailureMiddleware",
     # ETag on every API GET answered 200, If-None-Match → 304 (inside the edge, so a 304 still
     # carries X-Request-Id and the id is never part of what is hashed).
     "paperclip.conditional.ConditionalGetMiddleware",
@@ -378,7 +381,20 @@ PAPERCLIP_RUN_TOKEN_SECONDS = env_int("PAPERCLIP_RUN_TOKEN_SECONDS", 3600)
 # How long a process trusts what an agent API key resolved to (the key and its agent) before
 # reading it again: a revoked key, a paused or terminated agent is refused by every process
 # within this many seconds (at once by the process that made the change). 0 reads every time.
+# The same bound applies to which addresses and key prefixes are over their failure limit.
 PAPERCLIP_AUTH_CACHE_SECONDS = env_int("PAPERCLIP_AUTH_CACHE_SECONDS", 5)
+# Rate limits on failed authentications (paperclip.api.auth_failures): once a client address,
+# or a key prefix (a token's first 12 characters) from any address, has failed this many times
+# within the window, its bearer tokens answer 429 with Retry-After until the window ends, valid
+# ones included. Counted in the database, so the limits hold across app servers. 0 turns a
+# limit off (a window of 0 turns both off).
+PAPERCLIP_AUTH_FAILURE_LIMIT = env_int("PAPERCLIP_AUTH_FAILURE_LIMIT", 20)
+PAPERCLIP_AUTH_FAILURE_PREFIX_LIMIT = env_int("PAPERCLIP_AUTH_FAILURE_PREFIX_LIMIT", 10)
+PAPERCLIP_AUTH_FAILURE_WINDOW_SECONDS = env_int("PAPERCLIP_AUTH_FAILURE_WINDOW_SECONDS", 300)
+# How many proxies (load balancers) in front of the app servers append to X-Forwarded-For: the
+# client's address is the one the outermost of them saw. 0 ignores the header (never trust it
+# blindly: a client can write anything there).
+PAPERCLIP_TRUSTED_PROXIES = env_int("PAPERCLIP_TRUSTED_PROXIES", 0)
 PAPERCLIP_API_URL = env_str("PAPERCLIP_API_URL", "http://127.0.0.1:3100")
 # Attachments: the largest upload, and the content types accepted (DESIGN §6). html and svg
 # may be added by an operator; they are then always served as downloads.

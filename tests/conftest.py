@@ -15,6 +15,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from agents.authentication import forget_keys
+from paperclip.api.auth_failures import forget_blocks
 from tests import factories
 
 
@@ -43,6 +44,14 @@ def fresh_key_cache():
     """What a process trusts about agent keys lives across requests (agents.authentication):
     each test starts with none, as a fresh process would, since its rows are rolled back."""
     forget_keys()
+
+
+@pytest.fixture(autouse=True)
+def no_auth_failures_blocked():
+    """Which addresses are over their failure limit is kept across requests
+    (paperclip.api.auth_failures), and every test client is 127.0.0.1: each test starts with
+    nothing blocked, as its counter rows start empty."""
+    forget_blocks(nothing_blocked=True)
 
 
 @pytest.fixture(autouse=True)

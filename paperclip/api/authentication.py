@@ -7,6 +7,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+
+from paperclip.api import auth_failures
 
 # Recording every use would turn each read into a write; a minute's precision is plenty.
 LAST_USED_PRECISION = timedelta(seconds=60)
@@ -34,7 +37,25 @@ def touch_last_used(queryset, row) -> None:
 
 
 class BearerAuthentication(BaseAuthentication):
-    """Answer 401 with `WWW-Authenticate: Bearer` when credentials are missing or wrong."""
+    """Answer 401 with `WWW-Authenticate: Bearer` when credentials are missing or wrong.
+
+    A subclass that recognises a token as its own calls `presented` before looking it up, and
+    raises `failed(...)` when it does not authenticate: failures are rate-limited per client
+    address and per key prefix (`paperclip.api.auth_failures`).
+    """
+
+    # Whether the token's first characters name a key (`pcp_`, `pcb_`), so failures on them
+    # count per prefix too; run tokens all begin with the same JWT header.
+    limit_by_key_prefix = True
 
     def authenticate_header(self, request) -> str:
         return "Bearer"
+
+    def presented(self, request, token: str) -> None:
+        """429 before any lookup when the address or the key prefix is over its limit."""
+        auth_failures.refuse_if_limited(request, token, by_prefix=self.limit_by_key_prefix)
+
+    def failed(self, request, token: str) -> AuthenticationFailed:
+        """The 401 to raise for `token`, its failure counted."""
+        auth_failures.note_failure(request, token, by_prefix=self.limit_by_key_prefix)
+        return AuthenticationFailed()
