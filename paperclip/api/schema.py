@@ -166,7 +166,11 @@ ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
         "invariant, or an `X-Paperclip-Run-Id` other than the run token's",
         {},
     ),
-    429: ("Too many requests", {"Retry-After": _RETRY_AFTER}),
+    429: (
+        "Too many requests, or too many failed authentications from this address or on this "
+        "key prefix (`too_many_auth_failures`)",
+        {"Retry-After": _RETRY_AFTER},
+    ),
     500: (
         "Internal server error; `details.requestId` names the log line",
         {"X-Request-Id": {"schema": {"type": "string"}, "description": "The request's id"}},
@@ -287,8 +291,10 @@ class AutoSchema(SpectacularAutoSchema):
         codes = {406, 500, 503}
         if self.view.get_permissions():
             # Authentication runs first: bad credentials, a malformed or mismatched
-            # X-Paperclip-Run-Id; then the service decides who may act.
-            codes |= {400, 401, 403, 422}
+            # X-Paperclip-Run-Id, too many failed authentications from the address or on the
+            # key prefix (429, paperclip.api.auth_failures); then the service decides who may
+            # act.
+            codes |= {400, 401, 403, 422, 429}
         if "{" in self.path:
             codes.add(404)
         if self.method in WRITE_METHODS:
