@@ -9,7 +9,9 @@ that address or with that prefix answers 429 `too_many_auth_failures` with `Retr
 seconds until the window ends) *before* it is looked up, a valid one included: the address is
 what is limited, and a blocked client must learn nothing from its next guesses. Successful
 authentications are never counted. A limit of 0 turns its counter off (settings
-PAPERCLIP_AUTH_FAILURE_LIMIT, _PREFIX_LIMIT, _WINDOW_SECONDS).
+PAPERCLIP_AUTH_FAILURE_LIMIT, _PREFIX_LIMIT, _WINDOW_SECONDS). The price of the prefix limit:
+whoever knows a key's prefix (the admin shows it) can keep that key refused, one window at a
+time, by failing with it; an operator who would rather not sets the prefix limit to 0.
 
 How, across any number of app servers:
 - The counters are rows of `paperclip.models.AuthFailureCount` in the database every server
