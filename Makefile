@@ -22,7 +22,7 @@ help:
 	@echo "make run               migrate, bootstrap the demo company, start the task workers, serve on http://$(ADDR)/"
 	@echo "make test              pytest on DATABASE_URL (SQLite when unset); PYTEST_ARGS=... passes through"
 	@echo "make test-pg           prepare the local PostgreSQL (scripts/pg-prepare) and run the tests on it"
-	@echo "make bench             benchmark: gunicorn on a throwaway PostgreSQL database (bench/results/)"
+	@echo "make bench             benchmark: granian on throwaway PostgreSQL databases at 10k and 100k issues (bench/results/)"
 	@echo "make fuzz              schemathesis over /api/openapi.json as an agent and as the board (the long run, 50 examples; scripts/fuzz)"
 	@echo "make lint              ruff check + ruff format --check"
 	@echo "make format            ruff format + ruff check --fix"

@@ -9,8 +9,8 @@ For each size in BENCH_SIZES (10,000 and 100,000 issues; 1000000 on request):
    (bench/seed.py: the issues over 4 companies, agents with API keys, runs, activity; each
    benchmark agent's inbox holds 56 issues at every size), and snapshots the claimable issues
    so that claimed ones can be put back (bench/reopen.py: no phase runs out of work);
-2. starts the app server as production runs it (BENCH_SERVER: gunicorn, the default, or
-   granian; DEBUG off, persistent connections) on a free port of 127.0.0.1, waits for
+2. starts the app server as production runs it (BENCH_SERVER: granian, the default, or
+   gunicorn; DEBUG off, persistent connections) on a free port of 127.0.0.1, waits for
    /api/health, and wakes and starts one run per benchmark agent over the API;
 3. profiles each hot request in-process on the same code path (Django's CaptureQueriesContext):
    the statements it sends, and their SQL, which bench/plans.py EXPLAINs (ANALYZE, BUFFERS) in
@@ -28,7 +28,7 @@ It prints one table per size with every goal `met` or `missed`, the memory and s
 writes bench/results/<UTC timestamp>.json and bench/results/latest.json (plans included), and
 exits 1 when a race ended with other than exactly one winner.
 
-Environment knobs: BENCH_SIZES (10000,100000), BENCH_SERVER (gunicorn | granian),
+Environment knobs: BENCH_SIZES (10000,100000), BENCH_SERVER (granian | gunicorn),
 BENCH_SERVER_OPTIONS (that server's options, see SERVERS; BENCH_GUNICORN is still read for
 gunicorn), BENCH_AGENTS (10), BENCH_SECONDS (measured seconds per HTTP phase, 10),
 BENCH_RAW_SECONDS (5), BENCH_WARMUP (2), BENCH_KEEP_DB=1 (keep the databases and print their
@@ -76,8 +76,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SECRET_KEY = "bench-" + secrets.token_urlsafe(50)  # settings refuse < 50 chars with DEBUG off
 
 # The app servers, with their default options: two processes (one per core of the 2-core
-# machine), a few threads each to overlap database waits, keep-alive. gunicorn stays the default
-# until granian measures faster (see the README's Benchmark section).
+# machine), a few threads each to overlap database waits, keep-alive. granian is the default and
+# the documented production server: it measured faster on 7 of 8 phases (README, Benchmark).
 SERVERS = {
     "gunicorn": "--workers 2 --worker-class gthread --threads 4",
     "granian": "--workers 2 --blocking-threads 4",
@@ -1108,7 +1108,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    kind = os.environ.get("BENCH_SERVER", "").strip() or "gunicorn"
+    kind = os.environ.get("BENCH_SERVER", "").strip() or "granian"
     if kind not in SERVERS:
         print(f"bench: BENCH_SERVER must be one of {', '.join(SERVERS)}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""WSGI entry point for gunicorn: `gunicorn paperclip.wsgi`."""
+"""WSGI entry point: `granian --interface wsgi paperclip.wsgi:application` (production, see the
+README), or `gunicorn paperclip.wsgi`."""
 
 import os
 
