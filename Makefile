@@ -82,7 +82,7 @@ test-pg: $(STAMP)
 	PAPERCLIP_REQUIRE_POSTGRES=1 $(MAKE) --no-print-directory test
 
 # Throwaway databases at 10k and 100k issues (created, seeded, dropped by bench/run.py) on the
-# PostgreSQL that pg-prepare readies; gunicorn (or BENCH_SERVER=granian) serves the app as in
+# PostgreSQL that pg-prepare readies; granian (or BENCH_SERVER=gunicorn) serves the app as in
 # production; about 5 minutes. BENCH_* knobs (BENCH_SIZES=10000,100000,1000000 adds 1M issues):
 # bench/run.py.
 .PHONY: bench
