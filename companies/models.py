@@ -150,11 +150,21 @@ class ActivityEvent(models.Model):
     issue_id = models.CharField(max_length=32, null=True, blank=True)
     details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The row's place in its company's tamper-evident chain and its chained sha256 (hex), both
+    # set after commit by `companies.sealing`, never by the write that inserts the row: that
+    # INSERT stays one statement taking no lock. Null until sealed.
+    seal_seq = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    seal_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     objects = ActivityQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # One row per place in a chain; also serves the sealer's "last seq of the company"
+            # and verify_activity's walk in seq order.
+            models.UniqueConstraint(fields=["company", "seal_seq"], name="activity_seal_seq_unique")
+        ]
         indexes = [
             # GET /api/companies/{id}/activity, newest first
             models.Index(fields=["company", "-created_at", "-id"], name="activity_company_recent"),
@@ -163,6 +173,13 @@ class ActivityEvent(models.Model):
             # ?agentId= and ?entityType=&entityId= filters
             models.Index(fields=["company", "actor_id"], name="activity_company_actor"),
             models.Index(fields=["entity_type", "entity_id"], name="activity_entity"),
+            # The sealer: a company's unsealed rows in (created_at, id) order, and which
+            # companies have any; small, since a row leaves it once sealed.
+            models.Index(
+                fields=["company", "created_at", "id"],
+                condition=models.Q(seal_seq__isnull=True),
+                name="activity_unsealed",
+            ),
         ]
 
     def __str__(self) -> str:
