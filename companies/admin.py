@@ -626,7 +626,7 @@ class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmi
     """The activity log, readable: who (by name), did what, to what (linked, an issue by its
     identifier), when (relative, exact on hover). Names come in the list's one query."""
 
-    list_display = ("when", "actor", "what", "entity", "company")
+    list_display = ("when", "actor", "what", "entity", "company", "seal")
     list_filter = ("action", "entity_type", "actor_type")
     search_fields = ("entity_id", "issue_id")  # and an issue's identifier (`DEM-3`)
     list_select_related = ("company",)
@@ -654,6 +654,11 @@ class ActivityEventAdmin(CompanyScopedAdmin, IssueIdentifierSearch, ReadOnlyAdmi
     def what(self, event: ActivityEvent) -> str:
         """The action as words, its code on hover (what the API and webhooks call it)."""
         return format_html('<span title="{}">{}</span>', event.action, action_label(event.action))
+
+    @admin.display(description="seal")
+    def seal(self, event: ActivityEvent) -> str:
+        """Its place in the company's tamper-evident chain (companies.sealing), once sealed."""
+        return f"sealed #{event.seal_seq}" if event.seal_seq else "not sealed yet"
 
     @admin.display(description="actor", ordering="actor_id")
     def actor(self, event: ActivityEvent) -> str:
