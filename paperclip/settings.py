@@ -258,6 +258,8 @@ STORAGES = {
 # Security: safe by default. TLS usually ends at the load balancer, so the HTTPS redirect is
 # opt-in and the proxy header is honoured only when configured.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# A load balancer's health check inside the network speaks plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/?$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
