@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -52,6 +53,23 @@ def no_auth_failures_blocked():
     (paperclip.api.auth_failures), and every test client is 127.0.0.1: each test starts with
     nothing blocked, as its counter rows start empty."""
     forget_blocks(nothing_blocked=True)
+
+
+@pytest.fixture
+def media(settings, tmp_path) -> Path:
+    """A fresh filesystem storage per test, where files (attachments, run logs: a worker's too)
+    are saved and read."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    return root
 
 
 @pytest.fixture(autouse=True)

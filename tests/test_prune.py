@@ -41,22 +41,6 @@ NOTHING = {
 }
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    """Run logs go to a fresh filesystem storage (as `media` in tests/agents/conftest.py)."""
-    root = tmp_path / "media"
-    root.mkdir()
-    settings.MEDIA_ROOT = root
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
 def ago(age: timedelta):
     return timezone.now() - age
 
