@@ -15,27 +15,13 @@ PostgreSQL only: the servers are other processes and must see the test's committ
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook
@@ -48,7 +34,8 @@ from tests import factories
 from tests.agents.receivers import Receiver, running_receiver
 from tests.factories import live_run
 from tests.issues.test_protocol_races import race
-from tests.issues.test_worker_killed import Workers, wait_for, worker_database_url
+from tests.issues.test_worker_killed import Workers, wait_for
+from tests.servers import Answer, AppServer, running, server_env
 from tests.wire import wire
 
 pytestmark = [
@@ -61,157 +48,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-# A cold Django start on a busy 2-core CI machine fits many times over.
-START_SECONDS = 60
-START_ATTEMPTS = 3  # a server that exits at once is started again on another free port
-REQUEST_TIMEOUT = 30
 REPLAYED = "idempotent-replayed"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One HTTP answer: its status, headers (names lower-cased) and JSON body."""
-
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class AppServer:
-    """granian serving `paperclip.wsgi` on the test database, as production starts it (one
-    worker is enough here), in its own session; its database sessions are named
-    (`application_name`) so they can be waited for once it stops."""
-
-    name: str
-    log: Path
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
-    log_offset: int = 0
-
-    def start(self) -> None:
-        command = [
-            sys.executable, "-m", "granian", "--interface", "wsgi",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--workers", "1", "--blocking-threads", "4",
-            "paperclip.wsgi:application",
-        ]  # fmt: skip
-        out = self.log.open("wb")
-        self.process = subprocess.Popen(
-            command,
-            cwd=django_settings.BASE_DIR,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        out.close()
-
-    def wait_healthy(self, deadline: float) -> bool:
-        """Poll `/api/health` until it answers 200 (True), or the server exits (False: the port
-        may have been taken since it was picked), or fail at `deadline`."""
-        assert self.process is not None
-        while self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                if self.call("GET", "/api/health", timeout=2).status == 200:
-                    return True
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.name} did not answer /api/health in {START_SECONDS}s:\n{self.tail()}"
-                )
-            time.sleep(0.1)
-        return False
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        token: str | None = None,
-        body: Any = None,
-        *,
-        headers: dict[str, str] | None = None,
-        timeout: float = REQUEST_TIMEOUT,
-    ) -> Answer:
-        """One request on a fresh connection, as an agent's HTTP client sends it."""
-        sent = {"Content-Type": "application/json", **(headers or {})}
-        if token:
-            sent["Authorization"] = f"Bearer {token}"
-        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body))
-        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            client.request(method, path, body=data, headers=sent)
-            response = client.getresponse()
-            raw = response.read()
-            answered = {name.lower(): value for name, value in response.getheaders()}
-        finally:
-            client.close()
-        return Answer(response.status, answered, json.loads(raw) if raw else None)
-
-    def tail(self, lines: int = 40) -> str:
-        """The last lines the server logged since this test began."""
-        try:
-            with self.log.open("rb") as log:
-                log.seek(self.log_offset)
-                text = log.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def mark(self) -> None:
-        """A test begins: its failure shows only what the server logged from here on."""
-        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # granian stops its workers and exits
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # a worker left behind, if any
-
-
-def server_env(app_name: str) -> dict[str, str]:
-    env = os.environ | {
-        "DATABASE_URL": worker_database_url(),
-        "PGAPPNAME": app_name,  # libpq's application_name
-        "DEBUG": "0",
-        # The same on every host, as production requires; at least 50 characters.
-        "SECRET_KEY": "two-servers-" + secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "PAPERCLIP_TASKS_BACKEND": "django_tasks_db.DatabaseBackend",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONWARNINGS": "ignore:No directory at",
-        "no_proxy": "127.0.0.1,localhost",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    env.pop("PAPERCLIP_AUTH_CACHE_SECONDS", None)  # the default, as production runs it
-    return env
-
-
-def end_sessions(app_name: str) -> None:
-    """Wait for the stopped servers' database sessions to end (the test database is flushed
-    and dropped after them), ending any left behind."""
-    with psycopg.connect(worker_database_url(), autocommit=True) as admin:
-        deadline = time.monotonic() + START_SECONDS
-        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-        while admin.execute(query, [app_name]).fetchone()[0] and time.monotonic() < deadline:
-            time.sleep(0.05)
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [app_name],
-        )
 
 
 @pytest.fixture(scope="module")
@@ -222,24 +59,8 @@ def app_servers(django_db_setup, tmp_path_factory) -> Iterator[tuple[AppServer, 
     app_name = f"two-servers-{uuid.uuid4().hex[:12]}"
     env = server_env(app_name)
     pair = (AppServer("A", logs / "a.log", env), AppServer("B", logs / "b.log", env))
-    try:
-        for server in pair:
-            server.start()
-        deadline = time.monotonic() + START_SECONDS
-        for server in pair:
-            for attempt in range(1, START_ATTEMPTS + 1):
-                if server.wait_healthy(deadline):
-                    break
-                assert attempt < START_ATTEMPTS, (
-                    f"{server.name} exited with {server.process.returncode}:\n{server.tail()}"
-                )
-                server.port = free_port()
-                server.start()
+    with running(pair, app_name):
         yield pair
-    finally:
-        for server in pair:
-            server.stop()
-        end_sessions(app_name)
 
 
 @pytest.fixture
