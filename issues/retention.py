@@ -9,7 +9,10 @@ Per kind, "older than the cut-off" means:
 - wake delivery attempts: made before it, of a run no longer queued or running → deleted;
 - outbox events: dispatched before it → deleted;
 - idempotency keys: expired → deleted, whatever the cut-off (an expired key counts as absent);
-- task results of the database task backend: finished before it → deleted.
+- task results of the database task backend: finished before it → deleted;
+- attachment files no attachment row names (an upload whose worker died between storing its
+  file and committing its row, DESIGN §6): deleted once older than `ORPHAN_GRACE`, whatever
+  the cut-off (an upload in flight has stored its file but not yet committed its row).
 
 Nothing pending or live is touched (a queued or running run, a pending attempt, an undispatched
 event, a ready or running task), and never the activity log (`companies.ActivityEvent`).
@@ -34,17 +37,21 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
+from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from agents.models import PRUNED_RUN_FIELDS, HeartbeatRun, WakeDelivery, WebhookDelivery
 from companies.models import IdempotencyKey
-from issues.models import Event
-from issues.storage import delete_stored_on_commit
+from issues.models import Attachment, Event
+from issues.storage import ATTACHMENTS_ROOT, delete_stored_on_commit
 
 # Rows per transaction: small enough that a batch's locks are held for well under a second.
 BATCH = 1000
+# How long a stored attachment file may go without its row before it is garbage: far longer than
+# any upload takes between storing the file and committing the row.
+ORPHAN_GRACE = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class PruneReport:
     events: int
     idempotency_keys: int
     task_results: int
+    orphan_files: int  # attachment files no row names
 
     def counts(self) -> dict[str, int]:
         return {
@@ -89,6 +97,7 @@ def prune(
         "idempotency_keys": lambda: IdempotencyKey.objects.expired(now),
         "task_results": lambda: finished_task_results(cutoff),
     }
+    orphans = orphan_files(now - ORPHAN_GRACE)
     if dry_run:
         runs = HeartbeatRun.objects.prunable(cutoff)
         counts = {name: rows().count() for name, rows in kinds.items()}
@@ -97,11 +106,43 @@ def prune(
             dry_run=True,
             runs=runs.count(),
             run_log_files=runs.exclude(log_file="").count(),
+            orphan_files=len(orphans),
             **counts,
         )
     runs, files = _trim_runs(cutoff)
     counts = {name: _delete_in_batches(rows) for name, rows in kinds.items()}
-    return PruneReport(cutoff=cutoff, dry_run=False, runs=runs, run_log_files=files, **counts)
+    for name in orphans:
+        default_storage.delete(name)  # another prune may have deleted it too: that is fine
+    return PruneReport(
+        cutoff=cutoff,
+        dry_run=False,
+        runs=runs,
+        run_log_files=files,
+        orphan_files=len(orphans),
+        **counts,
+    )
+
+
+def orphan_files(before: datetime) -> list[str]:
+    """The stored attachment files last written before `before` that no attachment row names."""
+    stored = [name for name in _stored_under(ATTACHMENTS_ROOT)
+              if default_storage.get_modified_time(name) < before]  # fmt: skip
+    named: set[str] = set()
+    for start in range(0, len(stored), BATCH):
+        chunk = stored[start : start + BATCH]
+        named |= set(Attachment.objects.filter(file__in=chunk).values_list("file", flat=True))
+    return [name for name in stored if name not in named]
+
+
+def _stored_under(path: str) -> list[str]:
+    """Every file the default storage holds under `path` (recursively)."""
+    if not default_storage.exists(path):
+        return []
+    directories, files = default_storage.listdir(path)
+    names = [f"{path}/{name}" for name in files]
+    for directory in directories:
+        names += _stored_under(f"{path}/{directory}")
+    return names
 
 
 def _claim_batch(rows: models.QuerySet, after, *fields: str) -> list:

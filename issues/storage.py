@@ -86,11 +86,15 @@ def safe_file_name(name: str) -> str:
     return cleaned
 
 
+# Where attachments' files live in the storage (`storage_name`).
+ATTACHMENTS_ROOT = "attachments"
+
+
 def storage_name(attachment) -> str:
     """`attachments/<company>/<issue>/<attachment id>/<name>`: unique, and easy to audit."""
     return "/".join(
         (
-            "attachments",
+            ATTACHMENTS_ROOT,
             attachment.company_id,
             attachment.issue_id,
             attachment.pk,

@@ -12,6 +12,7 @@ from io import StringIO
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -23,7 +24,7 @@ from agents.models import HeartbeatRun, WakeDelivery, WebhookDelivery
 from companies.models import ActivityEvent, IdempotencyKey
 from companies.services import log_change
 from issues import retention
-from issues.models import CostEvent, Event
+from issues.models import Attachment, CostEvent, Event
 from paperclip.actors import SYSTEM
 from tests import factories
 
@@ -38,6 +39,7 @@ NOTHING = {
     "events": 0,
     "idempotencyKeys": 0,
     "taskResults": 0,
+    "orphanFiles": 0,
 }
 
 
@@ -155,6 +157,7 @@ EXPECTED = {
     "events": 1,
     "idempotencyKeys": 1,
     "taskResults": 2,
+    "orphanFiles": 0,  # an attachment file with no row: its own test, below
 }
 
 
@@ -381,9 +384,38 @@ def test_two_prunes_at_once_prune_each_row_once_and_their_counts_add_up(
         "events": rows,
         "idempotency_keys": rows,
         "task_results": rows,
+        "orphan_files": 0,
     }
     assert not HeartbeatRun.objects.exclude(log_tail="").exists()
     assert not WebhookDelivery.objects.exists() and not Event.objects.exists()
     assert not IdempotencyKey.objects.exists() and not DBTaskResult.objects.exists()
     assert list((media / "run-logs").iterdir()) == []
     assert retention.prune(older_than=timedelta(days=90)).counts() == dict.fromkeys(totals, 0)
+
+
+def test_an_attachment_file_no_row_names_is_deleted_once_past_the_grace(media, company):
+    """An upload whose worker died after storing its file and before committing its row leaves
+    the file behind (tests/test_faults.py): prune sweeps such files, never one a row names nor
+    one young enough to be an upload still in flight."""
+    issue = factories.IssueFactory(company=company)
+    kept = Attachment.objects.create(
+        company=company,
+        issue=issue,
+        file=default_storage.save(f"attachments/{company.pk}/{issue.pk}/att/kept.txt",
+                                  ContentFile(b"kept")),
+        original_name="kept.txt",
+        content_type="text/plain",
+        byte_size=4,
+        sha256="0" * 64,
+    )  # fmt: skip
+    orphan = default_storage.save("attachments/cmp_x/iss_y/att_z/lost.txt", ContentFile(b"lost"))
+    later = timezone.now() + retention.ORPHAN_GRACE + timedelta(minutes=1)
+
+    young = retention.prune(older_than=timedelta(days=90))
+    counted = retention.prune(older_than=timedelta(days=90), now=later, dry_run=True)
+    swept = retention.prune(older_than=timedelta(days=90), now=later)
+
+    assert (young.orphan_files, counted.orphan_files, swept.orphan_files) == (0, 1, 1)
+    assert not default_storage.exists(orphan)
+    assert default_storage.exists(kept.file.name)
+    assert retention.prune(older_than=timedelta(days=90), now=later).orphan_files == 0

@@ -1,7 +1,8 @@
 """Retention (DESIGN §12): trim finished runs' logs and bulky fields, and delete settled webhook
 and wake delivery attempts, dispatched outbox events and finished task results older than
-`--older-than`, and every expired idempotency key. Never the activity log, never anything
-pending or live (`issues.retention` says what each kind keeps).
+`--older-than`, every expired idempotency key, and attachment files no attachment names (an
+upload killed between storing its file and committing its row). Never the activity log, never
+anything pending or live (`issues.retention` says what each kind keeps).
 
 Idempotent (a second run prunes nothing) and safe to run from several hosts at once (each
 batch's rows are claimed with SELECT ... FOR UPDATE SKIP LOCKED). Writes no activity row (a
@@ -32,6 +33,7 @@ LABELS = {
     "events": ("dispatched event(s)", "deleted"),
     "idempotency_keys": ("expired idempotency key(s)", "deleted"),
     "task_results": ("finished task result(s)", "deleted"),
+    "orphan_files": ("attachment file(s) no attachment names", "deleted"),
 }
 # The JSON names, as the APIs write them.
 JSON_NAMES = {
@@ -42,6 +44,7 @@ JSON_NAMES = {
     "events": "events",
     "idempotency_keys": "idempotencyKeys",
     "task_results": "taskResults",
+    "orphan_files": "orphanFiles",
 }
 
 
