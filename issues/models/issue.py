@@ -169,6 +169,16 @@ class IssueQuerySet(CompanyScopedQuerySet):
         clone._iterable_class = _WithRelations
         return clone
 
+    def showing(self, instance: models.Model):
+        """The issues whose answer names `instance` (as parent, dependency, project, goal, team
+        or label): what deleting it changes without a write of theirs."""
+        showing = Q()
+        for field in Issue._meta.get_fields():
+            forward = (field.many_to_one or field.many_to_many) and not field.auto_created
+            if forward and field.related_model is type(instance):
+                showing |= Q(**{field.name: instance})
+        return self.filter(showing).exclude(pk=instance.pk) if showing else self.none()
+
     def touch(self) -> int:
         """A new version of these issues, whose representation a change elsewhere altered (a
         label renamed or deleted, a parent or a dependency deleted): their ETags and the

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 
 from agents.wakeups import Source, Wakes
 from companies.models import Company
@@ -274,8 +274,6 @@ def issue_delete(*, actor: Actor, issue: Issue) -> None:
     issue = lock_issue(issue)
     ensure_board(actor, issue.company_id)
     log(actor, issue, "issue.deleted", {"identifier": issue.identifier, "title": issue.title})
-    # Its children lose their parent and its dependents a dependency: their answers change.
-    Issue.objects.filter(Q(parent=issue) | Q(dependencies=issue)).touch()
     files = list(issue.attachments.values_list("file", flat=True))
-    issue.delete()
+    issue.delete()  # its children and dependents get a new version (issues.apps)
     delete_stored_on_commit(files)

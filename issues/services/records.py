@@ -66,9 +66,7 @@ def record_delete(*, actor: Actor, record) -> None:
     ensure_board(actor, record.company_id)
     model_name = record._meta.model_name
     log_change(actor, record, f"{model_name}.deleted", {"name": str(record)})
-    if isinstance(record, Label):
-        Issue.objects.filter(labels=record).touch()  # they no longer show it
-    record.delete()
+    record.delete()  # the issues showing it get a new version (issues.apps)
 
 
 @transaction.atomic

@@ -126,6 +126,14 @@ def parent_deleted(company, agent, board):
     assert board.delete(f"/api/issues/{parent.pk}").status_code == 204
 
 
+def project_deleted(company, agent, board):
+    project = factories.ProjectFactory(company=company)
+    factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent,
+                           project=project)  # fmt: skip
+    yield
+    assert board.delete(f"/api/projects/{project.pk}").status_code == 204
+
+
 def issue_assigned(company, agent, board):
     issue = factories.IssueFactory(company=company, status=Status.BACKLOG)
     yield
@@ -134,7 +142,15 @@ def issue_assigned(company, agent, board):
 
 
 @pytest.mark.parametrize(
-    "change", [renamed_label, other_issue_done, dependency_deleted, parent_deleted, issue_assigned]
+    "change",
+    [
+        renamed_label,
+        other_issue_done,
+        dependency_deleted,
+        parent_deleted,
+        project_deleted,
+        issue_assigned,
+    ],
 )
 def test_any_change_to_what_the_inbox_shows_changes_its_tag(working, company, agent, board, change):
     factories.IssueFactory(company=company, status=Status.TODO, assignee_agent=agent)
