@@ -55,10 +55,10 @@ def no_auth_failures_blocked():
     forget_blocks(nothing_blocked=True)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def media(settings, tmp_path) -> Path:
     """A fresh filesystem storage per test, where files (attachments, run logs: a worker's too)
-    are saved and read."""
+    are saved and read: no test writes into the checkout's media/, nor reads what another left."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = root
