@@ -24,9 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 
 from tests.issues.test_worker_killed import worker_database_url
+
+# The marks of a test module whose app servers are other processes: PostgreSQL only, with the
+# test's rows committed so those processes see them.
+SERVER_TESTS = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL: the app servers are other processes, and pytest-django's "
+        "SQLite test database is in memory, private to this one",
+    ),
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+]
 
 # A cold Django start on a busy 2-core CI machine fits many times over.
 START_SECONDS = 60

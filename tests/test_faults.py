@@ -49,18 +49,10 @@ from tests.conftest import client_for
 from tests.factories import live_run
 from tests.issues.test_protocol_races import race
 from tests.issues.test_worker_killed import worker_database_url
-from tests.servers import Answer, AppServer, running, server_env
+from tests.servers import SERVER_TESTS, Answer, AppServer, running, server_env
 from tests.wire import stored, wire
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: the app servers are other processes, and pytest-django's "
-        "SQLite test database is in memory, private to this one",
-    ),
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = SERVER_TESTS
 
 WAIT_SECONDS = 30  # any bounded wait below; a busy 2-core CI machine fits it many times over
 POLL_SECONDS = 0.05
@@ -151,11 +143,11 @@ class Tally:
         return len(self.issues) + len(self.comments) + len(self.attachments)
 
 
-def test_an_app_worker_killed_under_concurrent_writes_leaves_no_half_written_change(tmp_path):
+def test_an_app_worker_killed_under_concurrent_writes_leaves_no_half_written_change(
+    tmp_path, media
+):
     company = factories.CompanyFactory(issue_prefix="KILL")
     tokens = [board_token(company) for _ in range(WRITERS)]
-    media = tmp_path / "media"
-    media.mkdir()
     tally = Tally()
     stop = threading.Event()
 

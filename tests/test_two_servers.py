@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from django.db import connection
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook
 
@@ -35,18 +34,10 @@ from tests.agents.receivers import Receiver, running_receiver
 from tests.factories import live_run
 from tests.issues.test_protocol_races import race
 from tests.issues.test_worker_killed import Workers, wait_for
-from tests.servers import Answer, AppServer, running, server_env
+from tests.servers import SERVER_TESTS, Answer, AppServer, running, server_env
 from tests.wire import wire
 
-pytestmark = [
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: the app servers are other processes, and pytest-django's "
-        "SQLite test database is in memory, private to this one",
-    ),
-    pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = SERVER_TESTS
 
 REPLAYED = "idempotent-replayed"
 
